@@ -30,6 +30,8 @@ const port = int
   .min(1, { error: 'expected a port 1-65535' })
   .max(65535, { error: 'expected a port 1-65535' });
 const str = z.string();
+/** A Kafka topic or group name; `{env}` stands for SUNBIRD_ENV (see `resolveEnvName`). */
+const topic = str.regex(/^[\w.{}-]+$/, { error: 'expected a topic name (letters, digits, . _ - and {env})' });
 const list = z.preprocess(
   (v) =>
     typeof v === 'string'
@@ -243,6 +245,100 @@ export const SETTINGS = {
     schema: str,
     description: "Keycloak's PostgreSQL password (secret)",
   },
+  'keycloak.baseUrl': {
+    env: 'KEYCLOAK_BASE_URL',
+    flag: '--keycloak-url',
+    default: '',
+    schema: z.union([z.literal(''), z.url({ error: 'expected an http(s) URL' })]),
+    description: 'Keycloak base URL (e.g. `https://host/auth` for Keycloak < 17); empty means no Admin API',
+  },
+  'keycloak.realm': {
+    env: 'KEYCLOAK_REALM',
+    flag: '--keycloak-realm',
+    default: '',
+    schema: str,
+    description: 'Only delete users of this realm (by name); empty means every realm',
+  },
+  'keycloak.adminRealm': {
+    env: 'KEYCLOAK_ADMIN_REALM',
+    flag: '--keycloak-admin-realm',
+    default: 'master',
+    schema: str.min(1),
+    description: 'Realm the admin user or client logs in to',
+  },
+  'keycloak.adminUser': {
+    env: 'KEYCLOAK_ADMIN_USER',
+    flag: '--keycloak-admin-user',
+    default: '',
+    schema: str,
+    description: 'Admin user for the password grant (with `admin-cli`)',
+  },
+  'keycloak.adminPassword': {
+    env: 'KEYCLOAK_ADMIN_PASSWORD',
+    flag: '--keycloak-admin-password',
+    default: '',
+    secret: true,
+    schema: str,
+    description: "Admin user's password (secret)",
+  },
+  'keycloak.clientId': {
+    env: 'KEYCLOAK_CLIENT_ID',
+    flag: '--keycloak-client-id',
+    default: 'admin-cli',
+    schema: str.min(1),
+    description: 'Client used to obtain the admin token',
+  },
+  'keycloak.clientSecret': {
+    env: 'KEYCLOAK_CLIENT_SECRET',
+    flag: '--keycloak-client-secret',
+    default: '',
+    secret: true,
+    schema: str,
+    description:
+      'Client secret; when set, the client-credentials grant is used instead of the password grant (secret)',
+  },
+  'keycloak.protectedRoles': {
+    env: 'KEYCLOAK_PROTECTED_ROLES',
+    flag: '--keycloak-protected-roles',
+    default: 'admin',
+    schema: list.pipe(z.array(z.string()).min(1, { error: 'expected at least one role name' })),
+    description: 'Role names (realm or client) whose holders are never deleted (comma-separated)',
+  },
+  'keycloak.limit': {
+    env: 'KEYCLOAK_DELETE_LIMIT',
+    flag: '--keycloak-limit',
+    default: '20000',
+    schema: int.min(1),
+    description: 'Most Keycloak users selected per run',
+  },
+  'keycloak.deleteMode': {
+    env: 'KEYCLOAK_DELETE_MODE',
+    flag: '--keycloak-delete-mode',
+    default: 'admin-api',
+    schema: z.enum(['admin-api', 'sql'], { error: 'expected admin-api or sql' }),
+    description: '`admin-api` (Keycloak deletes and drops its caches) or `sql` (one transaction per block)',
+  },
+  'keycloak.concurrency': {
+    env: 'KEYCLOAK_CONCURRENCY',
+    flag: '--keycloak-concurrency',
+    default: '4',
+    schema: int.min(1),
+    description: 'Parallel Admin API deletions (and 8× as many Cassandra look-ups)',
+  },
+  'keycloak.maxRetries': {
+    env: 'KEYCLOAK_MAX_RETRIES',
+    flag: '--keycloak-max-retries',
+    default: '3',
+    schema: int.min(0),
+    description: 'Retries of one Admin API call on 5xx, 429 and network errors',
+  },
+  'keycloak.timeoutMs': {
+    env: 'KEYCLOAK_TIMEOUT_MS',
+    flag: '--keycloak-timeout',
+    default: '30000',
+    schema: int.min(1),
+    description: 'Timeout for one Admin API call, in ms',
+  },
   'kafka.brokers': {
     env: 'KAFKA_BROKERS',
     flag: '--kafka-brokers',
@@ -257,6 +353,81 @@ export const SETTINGS = {
     schema: str.regex(/^[\w.-]+$/),
     description: 'Sunbird environment name used in topic names (`{env}.lms.user.account.merge`)',
   },
+  'kafka.clientId': {
+    env: 'KAFKA_CLIENT_ID',
+    flag: '--kafka-client-id',
+    default: 'sunbird-dataops',
+    schema: str.min(1),
+    description: 'Kafka client id of producers and consumers',
+  },
+  'merge.inputTopic': {
+    env: 'MERGE_INPUT_TOPIC',
+    flag: '--input-topic',
+    original: 'kafka.input.topic',
+    default: '{env}.lms.user.account.merge',
+    schema: topic,
+    description: 'Topic of merge requests (`{env}` is replaced by SUNBIRD_ENV)',
+  },
+  'merge.failedTopic': {
+    env: 'MERGE_FAILED_TOPIC',
+    flag: '--failed-topic',
+    original: 'kafka.output.failed.topic',
+    default: '{env}.learning.events.failed',
+    schema: topic,
+    description: 'Topic of failed events (`{env}` is replaced by SUNBIRD_ENV)',
+  },
+  'merge.courseBatchTopic': {
+    env: 'MERGE_COURSE_BATCH_TOPIC',
+    flag: '--course-batch-topic',
+    original: 'kafka.output.course.batch.updater.topic',
+    default: '{env}.coursebatch.job.request',
+    schema: topic,
+    description: 'Topic of batch-enrolment-sync requests (`{env}` is replaced by SUNBIRD_ENV)',
+  },
+  'merge.groupId': {
+    env: 'MERGE_GROUP_ID',
+    flag: '--group-id',
+    original: 'kafka.groupId',
+    default: '{env}-merge-user-courses-group',
+    schema: topic,
+    description: 'Consumer group of the local MSK bridge (`{env}` is replaced by SUNBIRD_ENV)',
+  },
+  'merge.consumptionTable': {
+    env: 'MERGE_CONSUMPTION_TABLE',
+    flag: '--consumption-table',
+    default: 'user_content_consumption',
+    schema: str.regex(/^\w+$/, { error: 'expected a table name' }),
+    description: 'Content-consumption table in the courses keyspace',
+  },
+  'merge.enrolmentsTable': {
+    env: 'MERGE_ENROLMENTS_TABLE',
+    flag: '--enrolments-table',
+    default: 'user_enrolments',
+    schema: str.regex(/^\w+$/, { error: 'expected a table name' }),
+    description: 'Enrolments table in the courses keyspace',
+  },
+  'merge.activityAggTable': {
+    env: 'MERGE_ACTIVITY_AGG_TABLE',
+    flag: '--activity-agg-table',
+    default: 'user_activity_agg',
+    schema: str.regex(/^\w+$/, { error: 'expected a table name' }),
+    description: 'Activity-aggregates table in the courses keyspace',
+  },
+  'merge.writeConcurrency': {
+    env: 'MERGE_WRITE_CONCURRENCY',
+    flag: '--write-concurrency',
+    default: '32',
+    schema: int.min(1, { error: 'expected at least 1' }),
+    description: 'Concurrent Cassandra writes while applying one merge',
+  },
+  'merge.reportBatchItemFailures': {
+    env: 'MERGE_REPORT_BATCH_ITEM_FAILURES',
+    flag: '--report-batch-item-failures',
+    default: 'false',
+    schema: bool,
+    description:
+      'Answer an MSK batch with a partial batch response instead of throwing (needs ReportBatchItemFailures on a provisioned-mode event source mapping)',
+  },
   'aws.region': {
     env: 'AWS_REGION',
     flag: '--region',
@@ -270,6 +441,42 @@ export const SETTINGS = {
     default: '',
     schema: str,
     description: 'SQS endpoint override (ElasticMQ locally); empty means AWS',
+  },
+  'queues.scan': {
+    env: 'SCAN_QUEUE_URL',
+    flag: '--scan-queue-url',
+    default: '',
+    schema: str,
+    description: 'URL of the scan-task queue (token sub-ranges handed to the fan-out function)',
+  },
+  'queues.sync': {
+    env: 'SYNC_QUEUE_URL',
+    flag: '--queue-url',
+    default: '',
+    schema: str,
+    description:
+      'URL of the sync queue (blocks for the sync-block function); empty in the CLI = in-process queue',
+  },
+  'queues.delete': {
+    env: 'DELETE_QUEUE_URL',
+    flag: '--delete-queue-url',
+    default: '',
+    schema: str,
+    description: 'URL of the delete queue (synced blocks for the Keycloak deletion function)',
+  },
+  'scan.rowsPerTask': {
+    env: 'SCAN_ROWS_PER_TASK',
+    flag: '--rows-per-task',
+    default: '2000000',
+    schema: int.min(1000),
+    description: 'Target rows per token sub-range task (sized from system.size_estimates)',
+  },
+  'scan.minTasks': {
+    env: 'SCAN_MIN_TASKS',
+    flag: '--min-tasks',
+    default: '64',
+    schema: int.min(1),
+    description: 'Minimum number of token sub-range tasks per full scan (parallelism on small tables)',
   },
   'log.level': {
     env: 'LOG_LEVEL',
@@ -338,6 +545,11 @@ export function loadFlatConfig(opts: LoadConfigOptions = {}): FlatConfig {
     if (def.secret && typeof parsed.data === 'string') registerSecret(parsed.data);
   }
   return out as FlatConfig;
+}
+
+/** Replaces `{env}` in a topic or group name with the Sunbird environment (`kafka.env`). */
+export function resolveEnvName(name: string, env: string): string {
+  return name.replaceAll('{env}', env);
 }
 
 /** The original jobs' fallbacks: block size ≤ 0 → 100; sleep ≤ 0 → block size × 100 ms. */

@@ -3,6 +3,8 @@
  * tests) and this tool's bookkeeping keyspace. Every statement is idempotent (IF NOT EXISTS).
  */
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
+import { mergeTables } from '#shared/merge/cassandra-store.ts';
+import { ledgerTables } from '#shared/sync/ledger.ts';
 
 export interface Keyspaces {
   sunbird: string;
@@ -71,8 +73,8 @@ export function courseTables(ks: string): string[] {
 }
 
 /** This tool's own tables (run ledger, merge journal): each feature's DDL is listed here. */
-export function opsTables(_ks: string): string[] {
-  return [];
+export function opsTables(ks: string): string[] {
+  return [...ledgerTables(ks), ...mergeTables(ks)];
 }
 
 export interface MigrateOptions {

@@ -80,3 +80,24 @@ export function createCassandraClient(opts: CassandraOptions): CassandraClient {
     socketOptions: { connectTimeout: 10_000, readTimeout: 30_000 },
   });
 }
+
+export type Row = cassandra.types.Row;
+
+/** Rows of a query, page by page: memory holds one page however large the result. */
+export async function* pagedRows(
+  client: CassandraClient,
+  query: string,
+  params: unknown[],
+  fetchSize = 1000,
+): AsyncGenerator<Row> {
+  let pageState: string | undefined;
+  do {
+    const rs = await client.execute(query, params, {
+      prepare: true,
+      fetchSize,
+      ...(pageState ? { pageState } : {}),
+    });
+    for (const row of rs.rows) yield row;
+    pageState = rs.pageState ?? undefined;
+  } while (pageState);
+}

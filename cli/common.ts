@@ -1,0 +1,73 @@
+import { type Command, Option } from 'commander';
+import {
+  ConfigError,
+  type FlatConfig,
+  loadFlatConfig,
+  parseContextParams,
+  SETTINGS,
+  type SettingKey,
+} from '#shared/config.ts';
+
+/** Exit codes, as the runbooks expect: 0 all done, 1 some ids failed, 2 bad input or configuration. */
+export const EXIT = { ok: 0, someFailed: 1, badInput: 2 } as const;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Adds one option per setting, named by its flag; booleans also get `--no-…`. */
+export function addSettingOptions(cmd: Command, keys: SettingKey[]): Command {
+  for (const key of keys) {
+    const def = SETTINGS[key];
+    const isBool = def.default === 'true' || def.default === 'false';
+    const original = 'original' in def ? ` [${def.original}]` : '';
+    const opt = new Option(`${def.flag} ${isBool ? '[bool]' : '<value>'}`, `${def.description}${original}`);
+    cmd.addOption(opt);
+    if (isBool) cmd.addOption(new Option(`--no-${def.flag.slice(2)}`).hideHelp());
+  }
+  cmd.option(
+    '--context_param <name=value>',
+    'original Talend parameter, e.g. dry_run=false (repeatable)',
+    collect,
+    [],
+  );
+  return cmd;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function camel(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Configuration from the environment, `--context_param` pairs, then explicit flags (highest). */
+export function configFromOptions(opts: Record<string, unknown>, keys: SettingKey[]): FlatConfig {
+  const overrides: Record<string, unknown> = parseContextParams(
+    (opts.context_param as string[] | undefined) ?? [],
+  );
+  for (const key of keys) {
+    const v = opts[camel(SETTINGS[key].flag)];
+    if (v !== undefined) overrides[key] = v;
+  }
+  return loadFlatConfig({ overrides });
+}
+
+export function fail(message: string, code: number = EXIT.badInput): never {
+  process.stderr.write(`sunbird-dataops: ${message}\n`);
+  process.exit(code);
+}
+
+export function isInputError(err: unknown): boolean {
+  return (
+    err instanceof ConfigError ||
+    err instanceof UsageError ||
+    ['IdFileError', 'ZodError', 'MessageError', 'RunNotFoundError'].includes((err as Error)?.name)
+  );
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}

@@ -1,0 +1,19 @@
+/** The `sunbird-dataops` command line. */
+import { Command } from 'commander';
+import { registerReportCommand } from '#cli/report.ts';
+import { registerSyncCommands } from '#cli/sync.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('sunbird-dataops')
+    .description('Sunbird data operations: sync to Elasticsearch, Keycloak user deletion, merge-user-courses')
+    .showHelpAfterError()
+    .configureOutput({
+      outputError: (str, write) => write(`sunbird-dataops: ${str.replace(/^error: /, '')}`),
+    })
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+  registerSyncCommands(program);
+  registerReportCommand(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

@@ -1,0 +1,274 @@
+/**
+ * The run ledger: every run's settings, per-range enumeration progress and per-block outcome, kept in
+ * this tool's own keyspace so reports and retries work after the fact, from any machine.
+ *
+ * Partitions stay bounded whatever the table size: ranges live in one partition per run (a run has at
+ * most a few thousand token sub-ranges), and blocks in partitions of (run, range, chunk) holding at most
+ * BLOCKS_PER_CHUNK rows. All writes are upserts keyed by the block's stable identity (range, seq), so a
+ * redelivered message or a retried invocation rewrites the same row instead of double-counting.
+ */
+import { type CassandraClient, pagedRows } from '#shared/clients/cassandra.ts';
+import type { Job, RunSettings } from '#shared/sync/messages.ts';
+
+export const BLOCKS_PER_CHUNK = 1000;
+/** Ledger rows expire after 90 days unless the operator changes the table's TTL. */
+const TTL_SECONDS = 90 * 24 * 3600;
+const MAX_RESPONSE_CHARS = 4000;
+
+export function ledgerTables(ks: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${ks}.runs (
+      run_id text PRIMARY KEY, job text, object_type text, source text, dry_run boolean, verify boolean,
+      block_size int, sleep_ms int, created_at timestamp, ranges int, parent_run text, params text
+    ) WITH default_time_to_live = ${TTL_SECONDS}`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.run_ranges (
+      run_id text, range_no int, start_token text, end_token text, ids bigint, blocks int, done boolean,
+      hops int, updated_at timestamp,
+      PRIMARY KEY (run_id, range_no)
+    ) WITH default_time_to_live = ${TTL_SECONDS}`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.run_blocks (
+      run_id text, range_no int, chunk int, seq int, stage text, status text, ids list<text>,
+      failed_ids list<text>, reason text, attempts int, http_status int, response text, updated_at timestamp,
+      PRIMARY KEY ((run_id, range_no, chunk), stage, seq)
+    ) WITH default_time_to_live = ${TTL_SECONDS}`,
+  ];
+}
+
+export type BlockStatus = 'succeeded' | 'failed' | 'partial' | 'dry-run' | 'skipped';
+/** A block passes through stages: `sync` (Sync API call), then `delete` for the Keycloak job. */
+export type Stage = 'sync' | 'delete';
+
+export interface RunRecord extends RunSettings {
+  source: string;
+  createdAt: Date;
+  ranges: number;
+  parentRun: string | null;
+  params: Record<string, unknown>;
+}
+
+export interface RangeProgress {
+  rangeNo: number;
+  start: string;
+  end: string;
+  ids: number;
+  blocks: number;
+  done: boolean;
+  hops: number;
+}
+
+export interface BlockOutcome {
+  rangeNo: number;
+  seq: number;
+  stage: Stage;
+  status: BlockStatus;
+  ids: string[];
+  failedIds: string[];
+  reason: string | null;
+  attempts: number;
+  httpStatus: number | null;
+  response: string | null;
+  updatedAt?: Date;
+}
+
+export class Ledger {
+  readonly client: CassandraClient;
+  readonly ks: string;
+
+  constructor(client: CassandraClient, keyspace: string) {
+    this.client = client;
+    this.ks = keyspace;
+  }
+
+  async createRun(
+    run: RunSettings,
+    info: { source: string; ranges: number; parentRun?: string; params?: Record<string, unknown> },
+  ): Promise<void> {
+    await this.client.execute(
+      `INSERT INTO ${this.ks}.runs (run_id, job, object_type, source, dry_run, verify, block_size, sleep_ms, created_at, ranges, parent_run, params) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+      [
+        run.runId,
+        run.job,
+        run.objectType,
+        info.source,
+        run.dryRun,
+        run.verify,
+        run.blockSize,
+        run.sleepMs,
+        new Date(),
+        info.ranges,
+        info.parentRun ?? null,
+        JSON.stringify(info.params ?? {}),
+      ],
+    );
+  }
+
+  async getRun(runId: string): Promise<RunRecord | null> {
+    const rs = await this.client.execute(`SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [runId]);
+    const r = rs.first();
+    if (!r) return null;
+    return {
+      runId: r.run_id,
+      job: r.job as Job,
+      objectType: r.object_type,
+      dryRun: r.dry_run,
+      verify: r.verify,
+      blockSize: r.block_size,
+      sleepMs: r.sleep_ms,
+      source: r.source,
+      createdAt: r.created_at,
+      ranges: r.ranges,
+      parentRun: r.parent_run,
+      params: JSON.parse(r.params ?? '{}'),
+    };
+  }
+
+  async setRange(runId: string, p: RangeProgress): Promise<void> {
+    await this.client.execute(
+      `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, updated_at) VALUES (?,?,?,?,?,?,?,?,?)`,
+      [runId, p.rangeNo, p.start, p.end, p.ids, p.blocks, p.done, p.hops, new Date()],
+    );
+  }
+
+  async setRanges(runId: string, ps: RangeProgress[], concurrency = 32): Promise<void> {
+    for (let i = 0; i < ps.length; i += concurrency) {
+      await Promise.all(ps.slice(i, i + concurrency).map((p) => this.setRange(runId, p)));
+    }
+  }
+
+  async ranges(runId: string): Promise<RangeProgress[]> {
+    const out: RangeProgress[] = [];
+    for await (const r of pagedRows(this.client, `SELECT * FROM ${this.ks}.run_ranges WHERE run_id = ?`, [
+      runId,
+    ])) {
+      out.push({
+        rangeNo: r.range_no,
+        start: r.start_token,
+        end: r.end_token,
+        ids: Number(r.ids ?? 0),
+        blocks: r.blocks ?? 0,
+        done: Boolean(r.done),
+        hops: r.hops ?? 0,
+      });
+    }
+    return out;
+  }
+
+  async recordBlock(runId: string, b: BlockOutcome): Promise<void> {
+    await this.client.execute(
+      `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      [
+        runId,
+        b.rangeNo,
+        Math.floor(b.seq / BLOCKS_PER_CHUNK),
+        b.seq,
+        b.stage,
+        b.status,
+        b.ids,
+        b.failedIds,
+        b.reason,
+        b.attempts,
+        b.httpStatus,
+        b.response?.slice(0, MAX_RESPONSE_CHARS) ?? null,
+        new Date(),
+      ],
+    );
+  }
+
+  /** Every recorded block of a run, range by range, in (range, seq) order; memory stays per-page. */
+  async *blocks(runId: string, stage: Stage = 'sync'): AsyncGenerator<BlockOutcome> {
+    const ranges = (await this.ranges(runId)).sort((a, b) => a.rangeNo - b.rangeNo);
+    for (const range of ranges) {
+      // A range still being scanned may have more blocks than its last checkpoint says; read on until
+      // a chunk comes back empty past the known count.
+      const knownChunks = Math.ceil(range.blocks / BLOCKS_PER_CHUNK);
+      for (let chunk = 0; ; chunk++) {
+        let seen = 0;
+        const rows = pagedRows(
+          this.client,
+          `SELECT * FROM ${this.ks}.run_blocks WHERE run_id = ? AND range_no = ? AND chunk = ? AND stage = ?`,
+          [runId, range.rangeNo, chunk, stage],
+          500,
+        );
+        for await (const r of rows) {
+          seen++;
+          yield {
+            rangeNo: r.range_no,
+            seq: r.seq,
+            stage: r.stage,
+            status: r.status,
+            ids: r.ids ?? [],
+            failedIds: r.failed_ids ?? [],
+            reason: r.reason,
+            attempts: r.attempts ?? 0,
+            httpStatus: r.http_status,
+            response: r.response,
+            updatedAt: r.updated_at,
+          };
+        }
+        if (seen === 0 && chunk >= knownChunks) break;
+      }
+    }
+  }
+}
+
+export interface RunSummary {
+  run: RunRecord;
+  ranges: { total: number; done: number };
+  idsEnumerated: number;
+  blocksExpected: number;
+  blocks: Record<BlockStatus, number>;
+  blocksRecorded: number;
+  idsSucceeded: number;
+  idsFailed: number;
+  /** Blocks enumerated but with no recorded outcome yet (in flight, or in the dead-letter queue). */
+  blocksPending: number;
+  complete: boolean;
+  failures: Array<{ id: string; reason: string }>;
+}
+
+export async function summarise(
+  ledger: Ledger,
+  runId: string,
+  stage: Stage = 'sync',
+  keepFailures = 100_000,
+): Promise<RunSummary | null> {
+  const run = await ledger.getRun(runId);
+  if (!run) return null;
+  const ranges = await ledger.ranges(runId);
+  const blocks: Record<BlockStatus, number> = {
+    succeeded: 0,
+    failed: 0,
+    partial: 0,
+    'dry-run': 0,
+    skipped: 0,
+  };
+  let recorded = 0;
+  let idsSucceeded = 0;
+  let idsFailed = 0;
+  const failures: Array<{ id: string; reason: string }> = [];
+  for await (const b of ledger.blocks(runId, stage)) {
+    recorded++;
+    blocks[b.status]++;
+    idsFailed += b.failedIds.length;
+    idsSucceeded += b.status === 'dry-run' ? 0 : b.ids.length - b.failedIds.length;
+    for (const id of b.failedIds)
+      if (failures.length < keepFailures) failures.push({ id, reason: b.reason ?? 'failed' });
+  }
+  const idsEnumerated = ranges.reduce((n, r) => n + r.ids, 0);
+  const blocksExpected = ranges.reduce((n, r) => n + r.blocks, 0);
+  const rangesDone = ranges.filter((r) => r.done).length;
+  const enumerationDone = ranges.length > 0 && rangesDone === ranges.length && ranges.length >= run.ranges;
+  return {
+    run,
+    ranges: { total: Math.max(run.ranges, ranges.length), done: rangesDone },
+    idsEnumerated,
+    blocksExpected,
+    blocks,
+    blocksRecorded: recorded,
+    idsSucceeded,
+    idsFailed,
+    blocksPending: Math.max(0, blocksExpected - recorded),
+    complete: enumerationDone && recorded >= blocksExpected,
+    failures,
+  };
+}
