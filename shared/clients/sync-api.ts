@@ -1,0 +1,327 @@
+/**
+ * Client of Sunbird's Sync API (`POST {endpoint}` with `{"params":{},"request":{objectType, operationFor:"es",
+ * objectIds}}`), built on one keep-alive undici Pool that is created once and reused.
+ *
+ * Retries go through undici's own retry interceptor (it re-dispatches the request, discards the failed
+ * response body and cancels a pending backoff when the caller aborts). Its default policy is not used:
+ * it skips POST unless told, caps a server's Retry-After at the same `maxTimeout` that bounds the
+ * exponential backoff, adds no jitter, reports nothing per retry and does not count attempts. So the
+ * policy below (`retry` callback) is ours, while the mechanics stay undici's.
+ *
+ * Only HTTP 200 counts as success. HTTP and network failures never throw: after the retries are spent
+ * the result carries ok=false and the last status/body/error. The API key never appears in a result.
+ */
+import { interceptors, Pool } from 'undici';
+import { registerSecret, scrubString } from '#shared/redact.ts';
+
+export interface SyncApiClientOptions {
+  /** Full URL of the sync route, e.g. `http://localhost:9000/v1/data/sync`. */
+  endpoint: string;
+  /** Sent as `Authorization: Bearer <key>`; empty or absent = no Authorization header. */
+  apiKey?: string;
+  connectTimeoutMs?: number;
+  /** Verified mode makes the service wait up to 10 s before answering; keep this well above it. */
+  headersTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  /** Retries after the first attempt (so at most maxRetries + 1 attempts). */
+  maxRetries?: number;
+  /** Backoff before the first retry; doubles per retry, with jitter, up to maxBackoffMs. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** A server's Retry-After is honoured up to this; a longer one ends the retries at once. */
+  maxRetryAfterMs?: number;
+  /** Concurrent keep-alive connections to the API. */
+  connections?: number;
+  onRetry?: (info: RetryInfo) => void;
+}
+
+export interface RetryInfo {
+  /** The attempt that just failed (1 = the first request). */
+  attempt: number;
+  status?: number;
+  error?: string;
+  waitMs: number;
+}
+
+export interface SyncCallResult {
+  /** True only for HTTP 200. */
+  ok: boolean;
+  /** Last HTTP status; null when the last attempt got no response. */
+  status: number | null;
+  /** The exact JSON string sent (the job writes it into the Talend-format logs). */
+  requestBody: string;
+  /** The last response body as received ("" when none). */
+  responseBody: string;
+  attempts: number;
+  /** Network error or why the retries stopped; no secrets. */
+  error?: string;
+  /** The last response's Retry-After, in ms, when it had one. */
+  retryAfterMs?: number;
+  /** Verified mode, HTTP 200: ids the service reports as indexed. */
+  confirmedIds?: Set<string>;
+  /** Verified mode, HTTP 200: requested ids absent (or not true) in `result.esSyncResponse`. */
+  unconfirmedIds?: string[];
+}
+
+export interface SyncOptions {
+  /** Ask for the verified mode (`"operationType":"sync"`): the service answers per id. */
+  verify?: boolean;
+  signal?: AbortSignal;
+}
+
+export const SYNC_OBJECT_TYPES: readonly string[] = ['user', 'organisation', 'location'];
+
+/**
+ * The request body, byte for byte as the original job built it:
+ * `{"params":{},"request":{"objectType":"user","operationFor":"es","objectIds":[...]}}`,
+ * plus `"operationType":"sync"` at the end of `request` in verified mode.
+ */
+export function buildSyncRequestBody(objectType: string, ids: string[], verify = false): string {
+  const request: Record<string, unknown> = { objectType, operationFor: 'es', objectIds: ids };
+  if (verify) request.operationType = 'sync';
+  return JSON.stringify({ params: {}, request });
+}
+
+const DEFAULTS = {
+  connectTimeoutMs: 5_000,
+  headersTimeoutMs: 30_000,
+  bodyTimeoutMs: 30_000,
+  maxRetries: 4,
+  minBackoffMs: 500,
+  maxBackoffMs: 30_000,
+  maxRetryAfterMs: 60_000,
+  connections: 8,
+};
+
+/** Statuses worth another try: throttling, timeouts and transient server errors. */
+function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
+}
+
+/** Network failures worth another try (sync is idempotent: re-indexing an id twice is harmless). */
+const RETRYABLE_ERROR_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETDOWN',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+/** Retry-After in ms (delta-seconds or HTTP date), or undefined. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === '') return undefined;
+  const seconds = Number(v);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+interface RetryErrorLike extends Error {
+  code?: string;
+  statusCode?: number;
+  headers?: Record<string, string | string[] | undefined>;
+}
+
+/** Per-call state the retry policy fills in; read back once the call settles. */
+interface CallState {
+  retries: number;
+  stopReason?: string;
+}
+
+export class SyncApiClient {
+  readonly #origin: string;
+  readonly #path: string;
+  readonly #headers: Record<string, string>;
+  readonly #apiKey: string;
+  readonly #opts: typeof DEFAULTS & Pick<SyncApiClientOptions, 'onRetry'>;
+  readonly #pool: Pool;
+  readonly #dispatcher: ReturnType<Pool['compose']>;
+
+  constructor(options: SyncApiClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options.endpoint);
+    } catch {
+      throw new Error('SyncApiClient: endpoint is not a valid URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`SyncApiClient: endpoint must be http(s), got ${url.protocol}`);
+    }
+    const opts = { ...DEFAULTS };
+    for (const key of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
+      const v = options[key];
+      if (v === undefined) continue;
+      if (!Number.isFinite(v) || v < 0) throw new Error(`SyncApiClient: ${key} must be a number ≥ 0`);
+      opts[key] = v;
+    }
+    if (opts.connections < 1) throw new Error('SyncApiClient: connections must be ≥ 1');
+    this.#opts = { ...opts, onRetry: options.onRetry };
+    this.#origin = url.origin;
+    this.#path = url.pathname + url.search;
+    this.#apiKey = options.apiKey ?? '';
+    registerSecret(this.#apiKey);
+    this.#headers = { 'content-type': 'application/json', accept: 'application/json' };
+    if (this.#apiKey) this.#headers.authorization = `Bearer ${this.#apiKey}`;
+
+    this.#pool = new Pool(this.#origin, {
+      connections: opts.connections,
+      connectTimeout: opts.connectTimeoutMs,
+      headersTimeout: opts.headersTimeoutMs,
+      bodyTimeout: opts.bodyTimeoutMs,
+    });
+    this.#dispatcher = this.#pool.compose(
+      interceptors.retry({
+        // Without this the interceptor would throw away the last failed response's body, which the
+        // failure log needs; with it, the final response is delivered whatever its status.
+        throwOnError: false,
+        methods: ['POST'],
+        maxRetries: opts.maxRetries,
+      }),
+    );
+  }
+
+  async sync(objectType: string, ids: string[], options: SyncOptions = {}): Promise<SyncCallResult> {
+    if (typeof objectType !== 'string' || objectType === '') {
+      throw new TypeError('SyncApiClient.sync: objectType must be a non-empty string');
+    }
+    if (!Array.isArray(ids)) throw new TypeError('SyncApiClient.sync: ids must be an array');
+    const verify = options.verify === true;
+    const requestBody = buildSyncRequestBody(objectType, ids, verify);
+    const state: CallState = { retries: 0 };
+    const base = { requestBody, attempts: 0 };
+
+    let status: number;
+    let headers: Record<string, string | string[] | undefined>;
+    let responseBody: string;
+    try {
+      const res = await this.#dispatcher.request({
+        path: this.#path,
+        method: 'POST',
+        headers: this.#headers,
+        body: requestBody,
+        signal: options.signal ?? null,
+        // Merged by the retry interceptor over its defaults: the per-call policy.
+        retryOptions: { retry: this.#policy(state) },
+      } as Parameters<Pool['request']>[0]);
+      status = res.statusCode;
+      headers = res.headers;
+      // A server that echoes the key back must not smuggle it into the failure log.
+      const text = await res.body.text();
+      responseBody = this.#apiKey ? text.split(this.#apiKey).join('***') : text;
+    } catch (err) {
+      return {
+        ...base,
+        ok: false,
+        status: null,
+        responseBody: '',
+        attempts: state.retries + 1,
+        error: this.#clean(describeError(err)),
+      };
+    }
+
+    const result: SyncCallResult = {
+      ...base,
+      ok: status === 200,
+      status,
+      responseBody,
+      attempts: state.retries + 1,
+    };
+    const retryAfterMs = parseRetryAfter(headers['retry-after']);
+    if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
+    if (state.stopReason) result.error = state.stopReason;
+    if (verify && status === 200) {
+      const confirmed = confirmedIdsOf(responseBody);
+      result.confirmedIds = confirmed;
+      result.unconfirmedIds = ids.filter((id) => !confirmed.has(id));
+    }
+    return result;
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+
+  /** The retry decision for one call; undici's handler re-dispatches when it calls back without an error. */
+  #policy(state: CallState) {
+    const o = this.#opts;
+    return (
+      err: Error,
+      _context: unknown,
+      callback: (err?: Error | null) => void,
+    ): ReturnType<typeof setTimeout> | undefined => {
+      const e = err as RetryErrorLike;
+      const attempt = state.retries + 1;
+      const status = e.code === 'UND_ERR_REQ_RETRY' ? e.statusCode : undefined;
+      let error: string | undefined;
+      if (status === undefined) {
+        error = this.#clean(describeError(e));
+        if (!e.code || !RETRYABLE_ERROR_CODES.has(e.code)) return void callback(err);
+      } else if (!isRetryableStatus(status)) {
+        return void callback(err);
+      }
+      if (state.retries >= o.maxRetries) return void callback(err);
+
+      let waitMs: number;
+      const retryAfterMs = status === undefined ? undefined : parseRetryAfter(e.headers?.['retry-after']);
+      if (retryAfterMs !== undefined) {
+        if (retryAfterMs > o.maxRetryAfterMs) {
+          state.stopReason = `Retry-After of ${Math.ceil(retryAfterMs / 1000)} s exceeds the ${Math.ceil(o.maxRetryAfterMs / 1000)} s cap; not retried`;
+          return void callback(err);
+        }
+        // Never earlier than the server asked; a little later, so throttled clients do not return in step.
+        waitMs = Math.ceil(retryAfterMs + Math.random() * Math.min(1000, retryAfterMs * 0.1 + 50));
+      } else {
+        // Exponential backoff with "equal jitter": at least half the step, at most the whole step.
+        const step = Math.min(o.maxBackoffMs, o.minBackoffMs * 2 ** state.retries);
+        waitMs = Math.ceil(step / 2 + (Math.random() * step) / 2);
+      }
+      state.retries++;
+      o.onRetry?.({
+        attempt,
+        ...(status !== undefined ? { status } : {}),
+        ...(error ? { error } : {}),
+        waitMs,
+      });
+      // undici clears this timer when the caller aborts during the wait.
+      return setTimeout(() => callback(null), waitMs);
+    };
+  }
+
+  #clean(message: string): string {
+    const masked = this.#apiKey ? message.split(this.#apiKey).join('***') : message;
+    return scrubString(masked);
+  }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+function confirmedIdsOf(responseBody: string): Set<string> {
+  const confirmed = new Set<string>();
+  try {
+    const parsed = JSON.parse(responseBody) as { result?: { esSyncResponse?: unknown } };
+    const es = parsed?.result?.esSyncResponse;
+    if (es && typeof es === 'object') {
+      for (const [id, indexed] of Object.entries(es)) if (indexed === true) confirmed.add(id);
+    }
+  } catch {
+    // A 200 without a readable per-id answer confirms nothing.
+  }
+  return confirmed;
+}
