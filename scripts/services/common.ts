@@ -1,0 +1,376 @@
+/** Helpers shared by the service modules and the manager: paths, processes, ports, Maven, Java. */
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
+import { type ServiceContext, ServiceError } from './types.ts';
+import { VERSIONS } from './versions.ts';
+
+export const HOST = '127.0.0.1';
+
+/** The project root: two levels above this file (scripts/services/common.ts). */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function cacheRoot(): string {
+  return process.env.SUNBIRD_DATAOPS_CACHE || join(homedir(), '.cache', 'sunbird-dataops');
+}
+
+export function contextFor(name: string, log: (line: string) => void, root = PROJECT_ROOT): ServiceContext {
+  const services = join(root, '.services');
+  return {
+    name,
+    root,
+    dataDir: join(services, 'data', name),
+    logFile: join(services, 'logs', `${name}.log`),
+    pidFile: join(services, 'run', `${name}.pid`),
+    cacheRoot: cacheRoot(),
+    log,
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+export function isPortOpen(port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ host: HOST, port });
+    const finish = (open: boolean) => {
+      socket.destroy();
+      done(open);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once('connect', () => finish(true));
+    socket.once('error', () => finish(false));
+  });
+}
+
+/** Throws (fast) when the port is closed, so health checks don't wait on client connect timeouts. */
+export async function requirePortOpen(port: number): Promise<void> {
+  if (!(await isPortOpen(port))) throw new Error(`nothing listens on ${HOST}:${port}`);
+}
+
+/** The pid listening on a TCP port, via `ss` (iproute2); null when unknown. */
+export function portListenerPid(port: number): number | null {
+  const out = spawnSync('ss', ['-H', '-ltnp', `sport = :${port}`], { encoding: 'utf8' });
+  if (out.status !== 0 || !out.stdout) return null;
+  const m = /pid=(\d+)/.exec(out.stdout);
+  return m ? Number(m[1]) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/** The command line of a live process ('' when gone or a zombie). */
+export function processCommandLine(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 3, after the parenthesised comm (which may itself contain spaces or parentheses).
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return '';
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    // No /proc (macOS) or process gone: fall back to ps.
+    const out = spawnSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8' });
+    return out.status === 0 ? out.stdout.trim() : '';
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  return processCommandLine(pid) !== '';
+}
+
+/** A process is ours when its command line names this checkout's data dir for the service. */
+export function isOurs(pid: number, ctx: ServiceContext): boolean {
+  if (pid === process.pid) return false;
+  const cmd = processCommandLine(pid);
+  return cmd !== '' && cmd.includes(ctx.dataDir + '/') && /(^|\/)java /.test(cmd);
+}
+
+/** Every live java process of ours for this service (also those whose pid file was lost). */
+export function findOurProcesses(ctx: ServiceContext): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => isOurs(pid, ctx));
+}
+
+export function readPidFile(ctx: ServiceContext): number | null {
+  try {
+    const pid = Number(readFileSync(ctx.pidFile, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The pid of our running instance: the pid file's if that process is ours, else one found in /proc. */
+export function ourRunningPid(ctx: ServiceContext): number | null {
+  const pid = readPidFile(ctx);
+  if (pid !== null && isOurs(pid, ctx)) return pid;
+  return findOurProcesses(ctx)[0] ?? null;
+}
+
+/**
+ * Run `fn` holding `.services/run/<name>.lock`, so two `up`s at once (two terminals, the test setup
+ * of parallel runs, or two calls in one process) never start the same service twice — which happened:
+ * the loser's JVM can't bind and, for ElasticMQ, lingers without exiting. A lock whose holder is
+ * dead is stale and taken over.
+ */
+export async function withServiceLock<T>(
+  ctx: ServiceContext,
+  waitMs: number,
+  onWait: (holder: number) => void,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lockFile = ctx.pidFile.replace(/\.pid$/, '.lock');
+  await mkdir(dirname(lockFile), { recursive: true });
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      await writeFile(lockFile, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number((await readFile(lockFile, 'utf8').catch(() => '')).trim());
+    if (!holder || !isAlive(holder)) {
+      await rm(lockFile, { force: true });
+      continue;
+    }
+    if (!told) onWait(holder);
+    told = true;
+    if (Date.now() > deadline) {
+      throw new ServiceError(`${ctx.name}: another process (pid ${holder}) holds ${lockFile} for too long`);
+    }
+    await sleep(500);
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockFile, { force: true });
+  }
+}
+
+const MAX_LOG_BYTES = 20 * 1024 * 1024;
+
+/**
+ * Start a process detached from this one (own session and process group, stdio to the log file,
+ * unref'd) so it outlives the CLI, and record its pid.
+ */
+export async function launchDetached(
+  ctx: ServiceContext,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  await mkdir(dirname(ctx.logFile), { recursive: true });
+  await mkdir(dirname(ctx.pidFile), { recursive: true });
+  if (existsSync(ctx.logFile) && statSync(ctx.logFile).size > MAX_LOG_BYTES) {
+    await rename(ctx.logFile, ctx.logFile + '.1');
+  }
+  const fd = openSync(ctx.logFile, 'a');
+  try {
+    writeFileSync(
+      fd,
+      `\n----- ${new Date().toISOString()} starting ${ctx.name}: ${command} ${args.join(' ')}\n`,
+    );
+    const child = spawn(command, args, { cwd: ctx.dataDir, detached: true, stdio: ['ignore', fd, fd], env });
+    const pid = await new Promise<number>((ok, fail) => {
+      child.once('error', (err) => fail(new ServiceError(`cannot start ${ctx.name}: ${err.message}`)));
+      child.once('spawn', () => ok(child.pid!));
+    });
+    child.unref();
+    await writeFile(ctx.pidFile, `${pid}\n`);
+    return pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Run a command to completion, appending its output to the service log; throws with its last line. */
+export function runLogged(ctx: ServiceContext, command: string, args: string[], what: string): Promise<void> {
+  return new Promise((ok, fail) => {
+    execFile(
+      command,
+      args,
+      { cwd: ctx.dataDir, maxBuffer: 64 * 1024 * 1024 },
+      async (err, stdout, stderr) => {
+        const output = `${stdout}${stderr}`;
+        await writeFile(ctx.logFile, `\n----- ${new Date().toISOString()} ${what}\n${output}`, { flag: 'a' });
+        if (!err) return ok();
+        const lines = output.split('\n').filter((l) => /error|exception/i.test(l));
+        fail(
+          new ServiceError(
+            `${ctx.name}: ${what} failed: ${(lines[0] ?? err.message).trim()} (see ${ctx.logFile})`,
+          ),
+        );
+      },
+    );
+  });
+}
+
+/** The last `lines` lines of a file ('' when missing); reads only the end of big files. */
+export function tailFile(file: string, lines: number): string {
+  let text: string;
+  try {
+    const size = statSync(file).size;
+    const want = Math.min(size, Math.max(64 * 1024, lines * 400));
+    const fd = openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(want);
+      readSync(fd, buf, 0, want, size - want);
+      text = buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+  return text
+    .split('\n')
+    .slice(-lines - 1)
+    .join('\n')
+    .trimEnd();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools: java and mvn
+
+let javaChecked: Promise<void> | undefined;
+
+/** Throws a one-line error unless a Java 17+ `java` is on PATH. */
+export function requireJava(): Promise<void> {
+  javaChecked ??= (async () => {
+    const out = spawnSync('java', ['-version'], { encoding: 'utf8' });
+    if (out.error)
+      throw new ServiceError(
+        'java not found on PATH: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)',
+      );
+    const m = /version "(\d+)/.exec(out.stderr ?? '');
+    const major = m ? Number(m[1]) : 0;
+    if (major < 17) throw new ServiceError(`java ${major || '?'} found, the services need Java 17 or newer`);
+  })();
+  return javaChecked;
+}
+
+function requireMaven(): void {
+  const out = spawnSync('mvn', ['-v'], { encoding: 'utf8' });
+  if (out.error)
+    throw new ServiceError('mvn not found on PATH: install Maven 3.8+ (e.g. apt-get install maven)');
+}
+
+export interface MavenDependency {
+  groupId: string;
+  artifactId: string;
+  version: string;
+}
+
+// Concurrent mvn runs share ~/.m2 and Maven 3.8 has no local-repository locking: run them one by one.
+let mavenQueue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Copy the runtime classpath of `deps` from Maven Central into `<cache>/<name>-<version>/lib` and
+ * return that folder. A marker file records the exact dependency list; when it matches, nothing runs.
+ * (Cassandra's binary tarball is not on Central — `apache-cassandra:tar.gz:bin` does not resolve — so
+ * every JVM service is run from its jars with our own config.)
+ */
+export function fetchMavenClasspath(
+  ctx: ServiceContext,
+  version: string,
+  deps: MavenDependency[],
+): Promise<string> {
+  const dir = join(ctx.cacheRoot, `${ctx.name}-${version}`);
+  const lib = join(dir, 'lib');
+  const marker = join(dir, '.complete');
+  const wanted = JSON.stringify(deps);
+  const run = async (): Promise<string> => {
+    if (existsSync(marker) && (await readFile(marker, 'utf8')) === wanted) return lib;
+    requireMaven();
+    ctx.log(`fetching ${ctx.name} ${version} from Maven Central…`);
+    await mkdir(dir, { recursive: true });
+    const pom = join(dir, 'pom.xml');
+    const depXml = deps
+      .map(
+        (d) =>
+          `    <dependency><groupId>${d.groupId}</groupId><artifactId>${d.artifactId}</artifactId>` +
+          `<version>${d.version}</version></dependency>`,
+      )
+      .join('\n');
+    await writeFile(
+      pom,
+      `<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.sunbird-dataops</groupId>
+  <artifactId>fetch-${ctx.name}</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+${depXml}
+  </dependencies>
+</project>
+`,
+    );
+    const tmp = join(dir, 'lib.partial');
+    await rm(tmp, { recursive: true, force: true });
+    const goal = `org.apache.maven.plugins:maven-dependency-plugin:${VERSIONS.mavenDependencyPlugin}:copy-dependencies`;
+    await new Promise<void>((ok, fail) => {
+      execFile(
+        'mvn',
+        ['-B', '-q', '-f', pom, goal, `-DoutputDirectory=${tmp}`, '-DincludeScope=runtime'],
+        { maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          if (!err) return ok();
+          const output = stripVTControlCharacters(`${stdout}\n${stderr}`);
+          const line =
+            output.split('\n').find((l) => l.startsWith('[ERROR]') && l.trim() !== '[ERROR]') ?? err.message;
+          fail(
+            new ServiceError(
+              `fetching ${ctx.name} ${version} failed: ${line.replace(/^\[ERROR\]\s*/, '').trim()}`,
+            ),
+          );
+        },
+      );
+    });
+    await rm(lib, { recursive: true, force: true });
+    await rename(tmp, lib);
+    await writeFile(marker, wanted);
+    return lib;
+  };
+  const result = mavenQueue.then(run, run);
+  mavenQueue = result.catch(() => undefined);
+  return result;
+}
+
+/** The one jar in `lib` whose file name starts with `prefix` (e.g. the jamm agent). */
+export function findJar(lib: string, prefix: string): string {
+  const jar = readdirSync(lib).find((f) => f.startsWith(prefix) && f.endsWith('.jar'));
+  if (!jar) throw new ServiceError(`no ${prefix}*.jar in ${lib}: delete that folder so it is fetched again`);
+  return join(lib, jar);
+}
