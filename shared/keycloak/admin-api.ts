@@ -1,0 +1,332 @@
+/**
+ * Keycloak Admin REST API adapter (undici): admin token, user deletion with the original job's answers
+ * to each status, and the realm's user-cache flush.
+ *
+ * DELETE {base}/admin/realms/{realm}/users/{id}:
+ *   204 → deleted · 404 → not found · 401 → new token, same id again (more than 10 in a row stops the run)
+ *   403 → the admin lacks the privilege: the whole run stops · 5xx, 429, network → retried with backoff,
+ *   then recorded as failed · any other status → recorded as failed at once (retrying cannot help).
+ */
+import { Agent, type Dispatcher, request } from 'undici';
+import type { FlatConfig } from '#shared/config.ts';
+import { mapLimit, sleep } from '#shared/keycloak/concurrency.ts';
+import type { Logger } from '#shared/logger.ts';
+import { registerSecret, scrubString } from '#shared/redact.ts';
+
+export interface AdminApiOptions {
+  /** e.g. http://127.0.0.1:8180 (or https://host/auth for Keycloak < 17). */
+  baseUrl: string;
+  /** Realm the admin logs in to (usually master). */
+  adminRealm: string;
+  clientId: string;
+  /** Password grant when no client secret is given. */
+  username?: string;
+  password?: string;
+  /** Client-credentials grant when given. */
+  clientSecret?: string;
+  timeoutMs?: number;
+  /** Retries of one call on 5xx, 429 and network errors. */
+  maxRetries?: number;
+  /** First backoff pause in ms (doubles each retry, capped at 5 s). */
+  retryBaseMs?: number;
+  /** Parallel deletions in deleteUsers. */
+  concurrency?: number;
+  /** More than this many 401 answers in a row stop the run. */
+  max401InARow?: number;
+  logger?: Logger;
+}
+
+export function adminApiOptionsFrom(cfg: FlatConfig, logger?: Logger): AdminApiOptions {
+  return {
+    baseUrl: cfg['keycloak.baseUrl'],
+    adminRealm: cfg['keycloak.adminRealm'],
+    clientId: cfg['keycloak.clientId'],
+    username: cfg['keycloak.adminUser'],
+    password: cfg['keycloak.adminPassword'],
+    clientSecret: cfg['keycloak.clientSecret'],
+    timeoutMs: cfg['keycloak.timeoutMs'],
+    maxRetries: cfg['keycloak.maxRetries'],
+    concurrency: cfg['keycloak.concurrency'],
+    ...(logger ? { logger } : {}),
+  };
+}
+
+/** Stops the whole run: retrying or continuing with other ids cannot succeed. */
+export class KeycloakFatalError extends Error {
+  override name = 'KeycloakFatalError';
+  /** What deleteUsers had done before the run stopped. */
+  partial?: DeleteUsersResult;
+}
+
+export interface FailedId {
+  id: string;
+  error: string;
+}
+
+export interface DeleteUsersResult {
+  deleted: string[];
+  notFound: string[];
+  failed: FailedId[];
+}
+
+export type DeleteOutcome =
+  | { status: 'deleted' }
+  | { status: 'not-found' }
+  | { status: 'failed'; error: string };
+
+export interface KeycloakAdminApi {
+  deleteUser(realm: string, id: string): Promise<DeleteOutcome>;
+  deleteUsers(realm: string, ids: readonly string[]): Promise<DeleteUsersResult>;
+  clearUserCache(realm: string): Promise<void>;
+  /** Any other Admin API call (test fixtures, diagnostics); no retries. */
+  adminRequest(method: Dispatcher.HttpMethod, path: string, body?: unknown): Promise<AdminResponse>;
+  close(): Promise<void>;
+}
+
+export interface AdminResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json<T = unknown>(): T;
+}
+
+const RETRYABLE_STATUS = (s: number): boolean => s === 429 || s >= 500;
+
+function snippet(text: string): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return scrubString(one.length > 200 ? `${one.slice(0, 200)}…` : one);
+}
+
+function errorText(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  return scrubString([e.code, e.message ?? String(err)].filter(Boolean).join(' '));
+}
+
+export function validateAdminApiOptions(opts: AdminApiOptions): void {
+  if (!opts.baseUrl) throw new KeycloakFatalError('no Keycloak base URL configured (KEYCLOAK_BASE_URL)');
+  if (!opts.clientSecret && !(opts.username && opts.password)) {
+    throw new KeycloakFatalError(
+      'Keycloak admin credentials missing: set KEYCLOAK_ADMIN_USER and KEYCLOAK_ADMIN_PASSWORD, or KEYCLOAK_CLIENT_SECRET',
+    );
+  }
+}
+
+export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi {
+  validateAdminApiOptions(opts);
+  registerSecret(opts.password);
+  registerSecret(opts.clientSecret);
+  const base = opts.baseUrl.replace(/\/+$/, '');
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const maxRetries = opts.maxRetries ?? 3;
+  const retryBaseMs = opts.retryBaseMs ?? 200;
+  const max401 = opts.max401InARow ?? 10;
+  const concurrency = opts.concurrency ?? 4;
+  const log = opts.logger;
+  const dispatcher = new Agent({
+    connections: Math.max(concurrency, 2) + 2,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+
+  let token: string | undefined;
+  let tokenExpiresAt = 0;
+  let tokenInFlight: Promise<string> | undefined;
+  let unauthorizedInARow = 0;
+
+  const backoff = (attempt: number, retryAfter?: string | string[]): number => {
+    const header = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
+    const fromHeader = header && /^\d+$/.test(header) ? Number(header) * 1000 : 0;
+    const exp = Math.min(5_000, retryBaseMs * 2 ** attempt);
+    return Math.min(Math.max(fromHeader, exp * (0.5 + Math.random() / 2)), 30_000);
+  };
+
+  async function fetchToken(): Promise<string> {
+    const form = new URLSearchParams({ client_id: opts.clientId });
+    if (opts.clientSecret) {
+      form.set('grant_type', 'client_credentials');
+      form.set('client_secret', opts.clientSecret);
+    } else {
+      form.set('grant_type', 'password');
+      form.set('username', opts.username ?? '');
+      form.set('password', opts.password ?? '');
+    }
+    const url = `${base}/realms/${encodeURIComponent(opts.adminRealm)}/protocol/openid-connect/token`;
+    for (let attempt = 0; ; attempt++) {
+      let status: number;
+      let text: string;
+      let retryAfter: string | string[] | undefined;
+      try {
+        const res = await request(url, {
+          method: 'POST',
+          dispatcher,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form.toString(),
+        });
+        status = res.statusCode;
+        retryAfter = res.headers['retry-after'];
+        text = await res.body.text();
+      } catch (err) {
+        if (attempt < maxRetries) {
+          await sleep(backoff(attempt));
+          continue;
+        }
+        throw new KeycloakFatalError(`cannot reach Keycloak token endpoint ${url}: ${errorText(err)}`);
+      }
+      if (status === 200) {
+        const body = JSON.parse(text) as { access_token?: string; expires_in?: number };
+        if (!body.access_token) throw new KeycloakFatalError('Keycloak token response has no access_token');
+        registerSecret(body.access_token);
+        // Renew a little early so a long block does not run into expiry mid-way.
+        tokenExpiresAt = Date.now() + Math.max(5, (body.expires_in ?? 60) - 10) * 1000;
+        return body.access_token;
+      }
+      if (RETRYABLE_STATUS(status) && attempt < maxRetries) {
+        await sleep(backoff(attempt, retryAfter));
+        continue;
+      }
+      throw new KeycloakFatalError(
+        `Keycloak refused the admin login (${opts.clientSecret ? 'client credentials' : 'password grant'} for client "${opts.clientId}" in realm "${opts.adminRealm}"): HTTP ${status} ${snippet(text)}`,
+      );
+    }
+  }
+
+  /** One token fetch at a time; callers that saw a 401 with an older token share the new one. */
+  async function currentToken(stale?: string): Promise<string> {
+    if (token && token !== stale && Date.now() < tokenExpiresAt) return token;
+    if (!tokenInFlight) {
+      tokenInFlight = fetchToken()
+        .then((t) => {
+          token = t;
+          return t;
+        })
+        .finally(() => {
+          tokenInFlight = undefined;
+        });
+    }
+    return tokenInFlight;
+  }
+
+  async function send(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    bearer: string,
+    body?: unknown,
+  ): Promise<AdminResponse> {
+    const res = await request(`${base}${path}`, {
+      method,
+      dispatcher,
+      headers: {
+        authorization: `Bearer ${bearer}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.body.text();
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      text,
+      json: <T>() => JSON.parse(text) as T,
+    };
+  }
+
+  /**
+   * The status handling shared by every mutating call. Returns the final response for 2xx/404/other 4xx,
+   * throws KeycloakFatalError for 403 and for too many 401s; a retryable failure that outlasts the
+   * retries is returned as an error string.
+   */
+  async function callWithPolicy(
+    method: Dispatcher.HttpMethod,
+    path: string,
+  ): Promise<{ res: AdminResponse } | { error: string }> {
+    let attempt = 0;
+    let bearer = await currentToken();
+    for (;;) {
+      let res: AdminResponse;
+      try {
+        res = await send(method, path, bearer);
+      } catch (err) {
+        if (attempt < maxRetries) {
+          await sleep(backoff(attempt++));
+          continue;
+        }
+        return { error: errorText(err) };
+      }
+      if (res.status === 401) {
+        unauthorizedInARow++;
+        if (unauthorizedInARow > max401) {
+          throw new KeycloakFatalError(
+            `Keycloak answered 401 Unauthorized ${unauthorizedInARow} times in a row, even with fresh tokens; stopping`,
+          );
+        }
+        log?.warn('Keycloak answered 401; fetching a new admin token', { path: method + ' ' + path });
+        bearer = await currentToken(bearer);
+        continue;
+      }
+      unauthorizedInARow = 0;
+      if (res.status === 403) {
+        throw new KeycloakFatalError(
+          `Keycloak answered 403 Forbidden to ${method} ${path}: the admin account lacks the privilege (e.g. realm-management manage-users); stopping the run`,
+        );
+      }
+      if (RETRYABLE_STATUS(res.status) && attempt < maxRetries) {
+        log?.warn('Keycloak call failed; retrying', {
+          path: method + ' ' + path,
+          status: res.status,
+          attempt,
+        });
+        await sleep(backoff(attempt++, res.headers['retry-after']));
+        continue;
+      }
+      return { res };
+    }
+  }
+
+  const usersPath = (realm: string, id: string): string =>
+    `/admin/realms/${encodeURIComponent(realm)}/users/${encodeURIComponent(id)}`;
+
+  async function deleteUser(realm: string, id: string): Promise<DeleteOutcome> {
+    const out = await callWithPolicy('DELETE', usersPath(realm, id));
+    if ('error' in out) return { status: 'failed', error: out.error };
+    const { res } = out;
+    if (res.status === 204 || res.status === 200) return { status: 'deleted' };
+    if (res.status === 404) return { status: 'not-found' };
+    return { status: 'failed', error: `HTTP ${res.status} ${snippet(res.text)}`.trim() };
+  }
+
+  return {
+    deleteUser,
+    async deleteUsers(realm, ids) {
+      const result: DeleteUsersResult = { deleted: [], notFound: [], failed: [] };
+      try {
+        await mapLimit(ids, concurrency, async (id) => {
+          const outcome = await deleteUser(realm, id);
+          if (outcome.status === 'deleted') result.deleted.push(id);
+          else if (outcome.status === 'not-found') result.notFound.push(id);
+          else result.failed.push({ id, error: outcome.error });
+        });
+      } catch (err) {
+        if (err instanceof KeycloakFatalError) err.partial = result;
+        throw err;
+      }
+      return result;
+    },
+    async clearUserCache(realm) {
+      const out = await callWithPolicy('POST', `/admin/realms/${encodeURIComponent(realm)}/clear-user-cache`);
+      if ('error' in out) throw new Error(`clearing the user cache of realm "${realm}" failed: ${out.error}`);
+      if (out.res.status >= 300) {
+        throw new Error(
+          `clearing the user cache of realm "${realm}" failed: HTTP ${out.res.status} ${snippet(out.res.text)}`,
+        );
+      }
+    },
+    async adminRequest(method, path, body) {
+      let res = await send(method, path, await currentToken(), body);
+      if (res.status === 401) res = await send(method, path, await currentToken(token), body);
+      return res;
+    },
+    async close() {
+      await dispatcher.close();
+    },
+  };
+}

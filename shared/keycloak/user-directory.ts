@@ -1,0 +1,35 @@
+/**
+ * The Sunbird user directory as the deletion job needs it: "which of these ids exist in sunbird.user?".
+ * Answered by point look-ups on the partition key (never a scan), a bounded number in flight.
+ */
+import type { CassandraClient } from '#shared/clients/cassandra.ts';
+import { mapLimit } from '#shared/keycloak/concurrency.ts';
+
+export interface UserDirectory {
+  /** The subset of `ids` that exist in the directory. */
+  existing(ids: readonly string[]): Promise<Set<string>>;
+}
+
+export interface CassandraUserDirectoryOptions {
+  keyspace: string;
+  /** Look-ups in flight at once. */
+  concurrency?: number;
+}
+
+export function cassandraUserDirectory(
+  client: CassandraClient,
+  opts: CassandraUserDirectoryOptions,
+): UserDirectory {
+  if (!/^\w+$/.test(opts.keyspace)) throw new Error(`invalid keyspace name "${opts.keyspace}"`);
+  const cql = `SELECT id FROM ${opts.keyspace}.user WHERE id = ?`;
+  return {
+    async existing(ids) {
+      const unique = [...new Set(ids)];
+      const found = await mapLimit(unique, opts.concurrency ?? 32, async (id) => {
+        const rs = await client.execute(cql, [id], { prepare: true });
+        return rs.rowLength > 0 ? id : undefined;
+      });
+      return new Set(found.filter((id): id is string => id !== undefined));
+    },
+  };
+}
