@@ -1,5 +1,6 @@
 /** The `sunbird-dataops` command line. */
 import { Command } from 'commander';
+import { registerMergeCommand } from '#cli/merge.ts';
 import { registerReportCommand } from '#cli/report.ts';
 import { registerSyncCommands } from '#cli/sync.ts';
 
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   registerSyncCommands(program);
   registerReportCommand(program);
+  registerMergeCommand(program);
   return program;
 }
 

@@ -1,0 +1,143 @@
+/**
+ * `sunbird-dataops merge-user-courses --from A --to B | --event file.json | --bridge`
+ *
+ * One merge, run locally through the same path as the Lambda (validation, journal, outputs on Kafka),
+ * or the bridge that feeds the real input topic to the handler. Exit codes: 0 merged (or already
+ * merged), 1 the merge did not happen (event rejected and reported on the failed topic, or a
+ * Cassandra/Kafka failure), 2 bad usage or configuration.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { addSettingOptions, configFromOptions, EXIT, fail, isInputError, UsageError } from '#cli/common.ts';
+import { runMskBridge } from '#scripts/msk-bridge.ts';
+import type { SettingKey } from '#shared/config.ts';
+import { createLogger } from '#shared/logger.ts';
+import { decodeValue } from '#shared/merge/msk.ts';
+import { type MessageResult, processMergeMessage, TallyMetrics } from '#shared/merge/process.ts';
+import { createMergeRuntime } from '#shared/merge/runtime.ts';
+
+const MERGE_SETTINGS: SettingKey[] = [
+  'cassandra.hosts',
+  'cassandra.port',
+  'cassandra.localDataCenter',
+  'cassandra.username',
+  'cassandra.password',
+  'cassandra.coursesKeyspace',
+  'cassandra.opsKeyspace',
+  'kafka.brokers',
+  'kafka.env',
+  'merge.inputTopic',
+  'merge.failedTopic',
+  'merge.courseBatchTopic',
+  'merge.groupId',
+  'merge.writeConcurrency',
+  'log.level',
+];
+
+interface MergeCliOptions {
+  from?: string;
+  to?: string;
+  event?: string;
+  bridge?: boolean;
+  [setting: string]: unknown;
+}
+
+/** The merge request as the platform sends it, for `--from/--to`. */
+function requestEvent(from: string, to: string): string {
+  const now = Date.now();
+  return JSON.stringify({
+    eid: 'BE_JOB_REQUEST',
+    ets: now,
+    mid: `LP.${now}.cli`,
+    actor: { id: 'Merge User Courses and Cert', type: 'System' },
+    context: { pdata: { ver: '1.0', id: 'org.sunbird.platform' } },
+    object: { type: 'MergeUserCoursesAndCert', id: `${from}_${to}` },
+    edata: { action: 'merge-user-courses-and-cert', fromAccountId: from, toAccountId: to, iteration: 1 },
+  });
+}
+
+/** `--event` takes a merge event, or an MSK event (e.g. events/msk-merge-user-courses.json): its records. */
+function eventValues(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --event ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const parsed = JSON.parse(text) as { eventSource?: string; records?: Record<string, unknown[]> };
+    if (parsed?.eventSource === 'aws:kafka' && parsed.records)
+      return Object.values(parsed.records)
+        .flat()
+        .map((r) => decodeValue(r as never).toString('utf8'));
+  } catch {
+    // Not JSON: still a message to validate (and report), like a bad record on the topic.
+  }
+  return [text];
+}
+
+function describe(result: MessageResult): string {
+  if (result.status !== 'merged') return `${result.status}: ${result.reason} (reported on the failed topic)`;
+  const o = result.outcome;
+  const s = o.summary;
+  return [
+    `${o.fromAccountId} → ${o.toAccountId}: ${o.mode} (plan ${o.planId})`,
+    `  content rows copied ${s.consumptionCopied}, merged ${s.consumptionMerged}`,
+    `  enrolments copied ${s.enrolmentsCopied}, kept ${s.enrolmentsKept}`,
+    `  activity aggregates updated ${s.aggUpdated}`,
+    `  writes this run ${o.writes}, batch-enrolment-sync events ${o.eventsEmitted}, ${o.durationMs.toFixed(0)} ms`,
+  ].join('\n');
+}
+
+export function registerMergeCommand(program: Command): Command {
+  const cmd = program
+    .command('merge-user-courses')
+    .description(
+      'merge one account’s course progress into another (exactly once), or run the local MSK bridge',
+    )
+    .option('--from <accountId>', 'account merged from (fromAccountId)')
+    .option('--to <accountId>', 'account merged into (toAccountId)')
+    .option('--event <file>', 'a merge event JSON, or an MSK event whose records are merged in order')
+    .option('--bridge', 'consume the input topic and invoke the handler with MSK-shaped events until Ctrl-C');
+  addSettingOptions(cmd, MERGE_SETTINGS);
+  cmd.action(async (opts: MergeCliOptions) => {
+    try {
+      const cfg = configFromOptions(opts, MERGE_SETTINGS);
+      const logger = createLogger({
+        serviceName: 'merge-user-courses',
+        level: cfg['log.level'],
+        toStderr: true,
+      });
+      if (opts.bridge) {
+        const controller = new AbortController();
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
+        const r = await runMskBridge({ cfg, logger, signal: controller.signal });
+        console.log(`bridge stopped after ${r.batches} batch(es), ${r.records} record(s)`);
+        return;
+      }
+      const modes = [opts.from !== undefined || opts.to !== undefined, opts.event !== undefined].filter(
+        Boolean,
+      );
+      if (modes.length !== 1) throw new UsageError('give either --from and --to, or --event, or --bridge');
+      if (!opts.event && (!opts.from || !opts.to)) throw new UsageError('--from and --to go together');
+      const values = opts.event ? eventValues(opts.event) : [requestEvent(opts.from!, opts.to!)];
+      const metrics = new TallyMetrics();
+      const runtime = createMergeRuntime(cfg, metrics);
+      let code: number = EXIT.ok;
+      try {
+        for (const value of values) {
+          const result = await processMergeMessage(value, runtime.deps);
+          console.log(describe(result));
+          if (result.status !== 'merged') code = EXIT.someFailed;
+        }
+      } finally {
+        await runtime.close();
+      }
+      process.exitCode = code;
+    } catch (err) {
+      if (isInputError(err)) fail((err as Error).message, EXIT.badInput);
+      fail(`merge did not complete: ${err instanceof Error ? err.message : String(err)}`, EXIT.someFailed);
+    }
+  });
+  return cmd;
+}

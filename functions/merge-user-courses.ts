@@ -1,0 +1,27 @@
+/**
+ * merge-user-courses on an MSK trigger. Records of one partition are merged in offset order; a bad
+ * record goes to the failed topic and its partition continues; an infrastructure failure makes that
+ * record and the rest of its partition come back (shared/merge/msk.ts explains how, and why throwing is
+ * the default). Every merge is exactly once in effect (shared/merge/merge.ts), so retries are safe.
+ */
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import { loadFlatConfig } from '#shared/config.ts';
+import { createLogger } from '#shared/logger.ts';
+import { createEmfMetrics, EmfMergeMetrics } from '#shared/merge/emf.ts';
+import { createMskMergeHandler } from '#shared/merge/handler.ts';
+import { createMergeRuntime } from '#shared/merge/runtime.ts';
+
+const cfg = loadFlatConfig();
+const logger = createLogger({ serviceName: 'merge-user-courses', level: cfg['log.level'] });
+const metrics = createEmfMetrics();
+/** Created once per container; exported so tests can close the clients. */
+export const runtime = createMergeRuntime(cfg, new EmfMergeMetrics(metrics));
+
+export const mergeUserCourses = createMskMergeHandler({
+  deps: runtime.deps,
+  logger,
+  reportBatchItemFailures: cfg['merge.reportBatchItemFailures'],
+});
+
+export const handler = middy(mergeUserCourses).use(logMetrics(metrics));
