@@ -8,20 +8,21 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createLogger } from '#shared/logger.ts';
 import { runtimeConfig } from '#shared/secrets.ts';
-import { blockSchema, type MessageError, parseMessage } from '#shared/sync/messages.ts';
+import { type Block, blockSchema, type MessageError, parseMessage } from '#shared/sync/messages.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 import { processBlock } from '#shared/sync/worker.ts';
 
 const logger = createLogger({ serviceName: 'sync-block' });
 const processor = new BatchProcessor(EventType.SQS);
 let runtime: SyncRuntime | undefined;
-let lastCallAt = 0;
+/** The original job slept `sleep` ms after each call; the same spacing holds within one container. */
+let nextCallAt = 0;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function record(rec: SQSRecord): Promise<void> {
   runtime ??= new SyncRuntime(await runtimeConfig());
-  let block;
+  let block: Block;
   try {
     block = parseMessage(blockSchema, rec.body);
   } catch (err) {
@@ -33,17 +34,15 @@ async function record(rec: SQSRecord): Promise<void> {
     });
     throw err;
   }
-  if (!block.run.dryRun) {
-    const wait = lastCallAt + block.run.sleepMs - Date.now();
-    if (lastCallAt && wait > 0) await sleep(wait);
-    lastCallAt = Date.now();
-  }
+  const paced = !block.run.dryRun && block.run.sleepMs > 0;
+  if (paced && nextCallAt > Date.now()) await sleep(nextCallAt - Date.now());
   const deleteQueue = block.run.job === 'delete-keycloak-users' ? runtime.queue('delete') : undefined;
   const { outcome, retryable } = await processBlock(block, {
     syncApi: runtime.syncApi,
     ledger: runtime.ledger,
     ...(deleteQueue ? { deleteQueue } : {}),
   });
+  if (paced) nextCallAt = Date.now() + block.run.sleepMs;
   logger.info('block done', {
     runId: block.run.runId,
     rangeNo: block.rangeNo,

@@ -102,15 +102,14 @@ export async function runLocal(
 
   const totals = { blocks: 0, ok: 0, failed: 0, idsOk: 0, idsFailed: 0 };
   let requestNo = 0;
-  let lastCallAt = 0;
+  // The original slept `sleep` ms after each call before the next one. Across several workers the
+  // same spacing holds: a call may start only `sleep` ms after the previous call started and ended.
+  let nextCallAt = 0;
   const handle = async (block: Block): Promise<void> => {
-    if (!block.run.dryRun && block.run.sleepMs > 0 && lastCallAt) {
-      // Pace calls across all workers: the original waited `sleep` between consecutive calls.
-      const wait = lastCallAt + block.run.sleepMs - Date.now();
-      lastCallAt = Math.max(Date.now(), lastCallAt + block.run.sleepMs);
-      if (wait > 0) await sleep(wait);
-    } else {
-      lastCallAt = Date.now();
+    const paced = !block.run.dryRun && block.run.sleepMs > 0;
+    if (paced) {
+      for (let wait = nextCallAt - Date.now(); wait > 0; wait = nextCallAt - Date.now()) await sleep(wait);
+      nextCallAt = Date.now() + block.run.sleepMs;
     }
     const { outcome } = await processBlock(block, {
       syncApi: deps.syncApi,
@@ -118,6 +117,7 @@ export async function runLocal(
       ...(deps.deleteQueue ? { deleteQueue: deps.deleteQueue } : {}),
       onCall: (b, result) => hooks.onCall?.(b, result, ++requestNo),
     });
+    if (paced) nextCallAt = Math.max(nextCallAt, Date.now() + block.run.sleepMs);
     totals.blocks++;
     if (outcome.status === 'failed') totals.failed++;
     else totals.ok++;

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, effectivePacing, loadFlatConfig, parseContextParams, settingKeyFor } from '#shared/config.ts';
+import {
+  ConfigError,
+  effectivePacing,
+  loadFlatConfig,
+  parseContextParams,
+  settingKeyFor,
+} from '#shared/config.ts';
 
 describe('configuration', () => {
   test('defaults match the original Talend job (dry run on, block 100, sleep 5000 ms, localhost endpoint)', () => {
@@ -16,7 +22,11 @@ describe('configuration', () => {
   test('the original parameter names are accepted as aliases, in overrides and in the environment', () => {
     const cfg = loadFlatConfig({
       env: { sunbird_cassandra_port: '9142', SYNC_SLEEP_TIME: '10' },
-      overrides: { sunbird_sync_block_size: '250', dry_run: 'false', sunbird_cassandra_table: 'organisation' },
+      overrides: {
+        sunbird_sync_block_size: '250',
+        dry_run: 'false',
+        sunbird_cassandra_table: 'organisation',
+      },
     });
     assert.equal(cfg['cassandra.port'], 9142);
     assert.equal(cfg['sync.sleepMs'], 10);
@@ -45,11 +55,17 @@ describe('configuration', () => {
       () => loadFlatConfig({ env: {}, overrides: { sunbird_cassandra_table: 'users' } }),
       /expected user or organisation/,
     );
-    assert.throws(() => loadFlatConfig({ env: {}, overrides: { dry_run: 'maybe' } }), /expected true or false/);
+    assert.throws(
+      () => loadFlatConfig({ env: {}, overrides: { dry_run: 'maybe' } }),
+      /expected true or false/,
+    );
   });
 
   test('an unknown setting is rejected by name', () => {
-    assert.throws(() => loadFlatConfig({ env: {}, overrides: { sunbird_sync_blocksize: '1' } }), /unknown setting "sunbird_sync_blocksize"/);
+    assert.throws(
+      () => loadFlatConfig({ env: {}, overrides: { sunbird_sync_blocksize: '1' } }),
+      /unknown setting "sunbird_sync_blocksize"/,
+    );
   });
 
   test('a bad secret is reported without echoing its value', () => {
@@ -57,7 +73,8 @@ describe('configuration', () => {
     assert.doesNotThrow(() => loadFlatConfig({ env: { SYNC_API_KEY: 'k3y-value' } }));
     assert.throws(
       () => loadFlatConfig({ env: {}, overrides: { sunbird_sync_api_key: 12345 } }),
-      (err: unknown) => err instanceof ConfigError && !err.message.includes('12345') && err.message.includes('<secret>'),
+      (err: unknown) =>
+        err instanceof ConfigError && !err.message.includes('12345') && err.message.includes('<secret>'),
     );
   });
 
@@ -69,11 +86,14 @@ describe('configuration', () => {
   });
 
   test('--context_param pairs parse with and without quotes', () => {
-    assert.deepEqual(parseContextParams(['sunbird_cassandra_table="user"', "dry_run='false'", 'sunbird_sync_block_size=50']), {
-      sunbird_cassandra_table: 'user',
-      dry_run: 'false',
-      sunbird_sync_block_size: '50',
-    });
+    assert.deepEqual(
+      parseContextParams(['sunbird_cassandra_table="user"', "dry_run='false'", 'sunbird_sync_block_size=50']),
+      {
+        sunbird_cassandra_table: 'user',
+        dry_run: 'false',
+        sunbird_sync_block_size: '50',
+      },
+    );
     assert.throws(() => parseContextParams(['dry_run']), /name=value/);
   });
 

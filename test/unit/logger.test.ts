@@ -27,9 +27,14 @@ test('a configured API key and passwords never appear in any log output, whateve
   const log = createLogger({ sink, level: 'DEBUG' });
 
   log.info(`calling with key ${apiKey}`);
-  log.debug('headers', { headers: { Authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' } });
+  log.debug('headers', {
+    headers: { Authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+  });
   log.warn('config dump', { cassandra: { username: 'cassandra', password: cassandraPassword }, apiKey });
-  log.error('connection failed', new Error(`auth failed for password ${dbPassword} at postgres://u:${dbPassword}@h/db`));
+  log.error(
+    'connection failed',
+    new Error(`auth failed for password ${dbPassword} at postgres://u:${dbPassword}@h/db`),
+  );
   log.info('nested', { deep: { list: [`x ${cassandraPassword} y`, { token: 'whatever' }] } });
 
   const out = text();
