@@ -1,0 +1,126 @@
+/** Each shared adapter against its real server. */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import cassandra from 'cassandra-driver';
+import {
+  cassandraTypes,
+  consistencyOf,
+  createCassandraClient,
+  pagedRows,
+} from '#shared/clients/cassandra.ts';
+import { createPgPool } from '#shared/clients/postgres.ts';
+import { MemoryQueue, SqsQueue } from '#shared/queue.ts';
+import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { drain, isolatedQueue, testSqs } from '#test/helpers/sqs.ts';
+
+const sqs = testSqs();
+after(() => sqs.destroy());
+
+describe('Cassandra client factory', () => {
+  test('connects with the configured local DC and consistency, prepares statements and pages results', async () => {
+    const iso = await isolatedKeyspaces('adapter', ['sunbird']);
+    const client = createCassandraClient({
+      hosts: ['127.0.0.1'],
+      port: 9042,
+      localDataCenter: 'datacenter1',
+      consistency: 'LOCAL_QUORUM',
+      keyspace: iso.ks.sunbird,
+    });
+    try {
+      for (let i = 0; i < 25; i++)
+        await client.execute('INSERT INTO user (id, firstname) VALUES (?, ?)', [`a${i}`, `n${i}`]);
+      const rs = await client.execute('SELECT id FROM user WHERE id = ?', ['a3']);
+      assert.equal(rs.info.achievedConsistency, cassandraTypes.consistencies.localQuorum);
+      const seen: string[] = [];
+      for await (const row of pagedRows(client, 'SELECT id FROM user', [], 4)) seen.push(row.id);
+      assert.equal(seen.length, 25, 'all rows across pages of 4');
+      assert.equal(consistencyOf('local_one'), cassandraTypes.consistencies.localOne);
+      assert.throws(() => consistencyOf('SOMETIMES'), /unknown consistency level/);
+    } finally {
+      await client.shutdown();
+      await iso.drop();
+    }
+  });
+
+  test('a configured user gets a plain-text auth provider; an empty user connects without one', async () => {
+    const withAuth = createCassandraClient({
+      hosts: ['127.0.0.1'],
+      port: 9042,
+      localDataCenter: 'datacenter1',
+      username: 'someone',
+      password: 'pw',
+    });
+    const without = createCassandraClient({
+      hosts: ['127.0.0.1'],
+      port: 9042,
+      localDataCenter: 'datacenter1',
+      username: '',
+    });
+    try {
+      const provider = (c: unknown) => (c as { options: { authProvider?: unknown } }).options.authProvider;
+      assert.ok(provider(withAuth) instanceof cassandra.auth.PlainTextAuthProvider);
+      assert.ok(!(provider(without) instanceof cassandra.auth.PlainTextAuthProvider));
+      // The local node runs without authentication, so both connect.
+      for (const c of [withAuth, without])
+        assert.ok(
+          (await c.execute('SELECT release_version FROM system.local'))
+            .first()
+            .release_version.startsWith('5.'),
+        );
+    } finally {
+      await Promise.all([withAuth.shutdown(), without.shutdown()]);
+    }
+  });
+});
+
+describe('PostgreSQL pool', () => {
+  test('runs queries on the local server', async () => {
+    const pool = createPgPool({ url: 'postgres://postgres@127.0.0.1:5432/postgres' });
+    try {
+      const { rows } = await pool.query<{ one: number }>('SELECT 1 AS one');
+      assert.equal(rows[0]?.one, 1);
+    } finally {
+      await pool.end();
+    }
+  });
+});
+
+describe('SQS queue adapter', () => {
+  test('sends any number of messages in batches of at most 10 and 256 KB', async () => {
+    const q = await isolatedQueue(sqs, 'adapter');
+    try {
+      const queue = new SqsQueue(sqs, q.url, { concurrency: 3 });
+      const big = 'x'.repeat(60_000); // five of these exceed one batch's 256 KB
+      const bodies = [
+        ...Array.from({ length: 23 }, (_, i) => `m${i}`),
+        ...Array.from({ length: 6 }, (_, i) => `${big}${i}`),
+      ];
+      await queue.send(bodies);
+      const attrs = await sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: q.url, AttributeNames: ['ApproximateNumberOfMessages'] }),
+      );
+      assert.equal(attrs.Attributes?.ApproximateNumberOfMessages, '29');
+      assert.deepEqual((await drain(sqs, q.url)).sort(), bodies.sort());
+    } finally {
+      await q.drop();
+    }
+  });
+});
+
+describe('in-process queue', () => {
+  test('applies backpressure: a sender waits while the queue is full', async () => {
+    const q = new MemoryQueue(2);
+    let sent = false;
+    const sending = q.send(['a', 'b', 'c']).then(() => {
+      sent = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sent, false, 'the third message waits for room');
+    assert.equal(await q.receive(), 'a');
+    await sending;
+    assert.equal(sent, true);
+    q.close();
+    assert.deepEqual([await q.receive(), await q.receive(), await q.receive()], ['b', 'c', null]);
+  });
+});
