@@ -8,10 +8,12 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { effectivePacing } from '#shared/config.ts';
+import { KeycloakRuntime } from '#shared/keycloak/runtime.ts';
+import { startKeycloakDeletion } from '#shared/keycloak/start.ts';
 import { createLogger } from '#shared/logger.ts';
 import { runtimeConfig } from '#shared/secrets.ts';
 import { parseMessage, scanTaskSchema } from '#shared/sync/messages.ts';
-import { startPayloadSchema } from '#shared/sync/payload.ts';
+import { type StartPayload, startPayloadSchema } from '#shared/sync/payload.ts';
 import { type StartedRun, startRun } from '#shared/sync/run.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 import { scanRange } from '#shared/sync/scan.ts';
@@ -39,6 +41,7 @@ async function start(event: unknown): Promise<StartedRun> {
     payload.blockSize ?? r.cfg['sync.blockSize'],
     payload.sleepMs ?? r.cfg['sync.sleepMs'],
   );
+  if (payload.job === 'delete-keycloak-users') return startDeletion(r, payload, pacing);
   const started = await startRun(
     {
       job: payload.job,
@@ -57,6 +60,53 @@ async function start(event: unknown): Promise<StartedRun> {
   );
   logger.info('run started', { runId: started.runId, tasks: started.tasks, blocks: started.blocks });
   return started;
+}
+
+/** Keycloak deletion: candidates come from Keycloak's database (the ids, if given, only filter them). */
+async function startDeletion(
+  r: SyncRuntime,
+  payload: StartPayload,
+  pacing: { blockSize: number; sleepMs: number },
+): Promise<StartedRun> {
+  if (payload.objectType !== 'user') throw new Error('delete-keycloak-users works on objectType "user"');
+  const kc = new KeycloakRuntime(r.cfg, () => r.cassandra, logger);
+  try {
+    const realm = payload.realm ?? r.cfg['keycloak.realm'];
+    const { prepared, ...started } = await startKeycloakDeletion(
+      {
+        ...(realm ? { realm } : {}),
+        limit: payload.limit ?? r.cfg['keycloak.limit'],
+        protectedRoles: r.cfg['keycloak.protectedRoles'],
+        ...(payload.ids ? { ids: payload.ids } : {}),
+        keyspace: r.cfg['cassandra.keyspace'],
+        mode: r.cfg['keycloak.deleteMode'],
+        dryRun: payload.dryRun ?? r.cfg['sync.dryRun'],
+        verify: payload.verify ?? r.cfg['sync.verify'],
+        ...pacing,
+        ...(payload.runId ? { runId: payload.runId } : {}),
+        source: payload.ids ? 'lambda: keycloak candidates ∩ ids' : 'lambda: keycloak candidates',
+      },
+      {
+        pool: kc.pool,
+        directory: kc.directory,
+        cassandra: r.cassandra,
+        ledger: r.ledger,
+        scanQueue: r.queue('sync'),
+        blockQueue: r.queue('sync'),
+      },
+    );
+    logger.info('keycloak deletion run started', {
+      runId: started.runId,
+      candidates: started.ids,
+      blocks: started.blocks,
+      excluded: prepared.excluded.length,
+      notInKeycloak: prepared.notInKeycloak.length,
+      lastSelectedId: prepared.selection.lastSelectedId,
+    });
+    return started;
+  } finally {
+    await kc.close();
+  }
 }
 
 async function scanRecord(record: SQSRecord, context: Context): Promise<void> {
@@ -91,4 +141,10 @@ export async function handler(event: unknown, context: Context): Promise<Started
     });
   }
   return start(event);
+}
+
+/** Releases this container's connections (local bridges and tests; Lambda simply freezes). */
+export async function close(): Promise<void> {
+  await runtime?.close();
+  runtime = undefined;
 }

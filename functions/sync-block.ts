@@ -60,3 +60,9 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
     processInParallel: false,
   });
 }
+
+/** Releases this container's connections (local bridges and tests; Lambda simply freezes). */
+export async function close(): Promise<void> {
+  await runtime?.close();
+  runtime = undefined;
+}

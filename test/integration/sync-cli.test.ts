@@ -290,7 +290,8 @@ describe('sync-block Lambda handler', () => {
       LOG_LEVEL: 'ERROR',
       POWERTOOLS_LOG_LEVEL: 'ERROR',
     });
-    const { handler } = await import('#functions/sync-block.ts');
+    const { handler, close } = await import('#functions/sync-block.ts');
+    after(close);
     const fixture = JSON.parse(
       await readFile(join(import.meta.dirname, '..', '..', 'events', 'sqs-sync-block.json'), 'utf8'),
     ) as SQSEvent;
