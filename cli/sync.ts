@@ -50,6 +50,7 @@ export const SYNC_SETTINGS: SettingKey[] = [
   'aws.region',
   'scan.minTasks',
   'scan.rowsPerTask',
+  'scan.fetchSize',
   'log.level',
 ];
 
@@ -150,7 +151,11 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
         },
         log: (m) => process.stderr.write(`${m}\n`),
       },
-      { workerConcurrency: x.concurrency, scanConcurrency: x.scanConcurrency },
+      {
+        workerConcurrency: x.concurrency,
+        scanConcurrency: x.scanConcurrency,
+        fetchSize: cfg['scan.fetchSize'],
+      },
     );
   } finally {
     bar?.stop();

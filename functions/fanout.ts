@@ -13,7 +13,7 @@ import { startKeycloakDeletion } from '#shared/keycloak/start.ts';
 import { createLogger } from '#shared/logger.ts';
 import { runtimeConfig } from '#shared/secrets.ts';
 import { parseMessage, scanTaskSchema } from '#shared/sync/messages.ts';
-import { type StartPayload, startPayloadSchema } from '#shared/sync/payload.ts';
+import { parseStartPayload, type StartPayload } from '#shared/sync/payload.ts';
 import { type StartedRun, startRun } from '#shared/sync/run.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 import { scanRange } from '#shared/sync/scan.ts';
@@ -36,7 +36,7 @@ function isSqsEvent(event: unknown): event is SQSEvent {
 
 async function start(event: unknown): Promise<StartedRun> {
   const r = await rt();
-  const payload = startPayloadSchema.parse(event);
+  const payload = parseStartPayload(event);
   const pacing = effectivePacing(
     payload.blockSize ?? r.cfg['sync.blockSize'],
     payload.sleepMs ?? r.cfg['sync.sleepMs'],
@@ -118,6 +118,7 @@ async function scanRecord(record: SQSRecord, context: Context): Promise<void> {
     queue: r.queue('sync'),
     ledger: r.ledger,
     shouldStop: () => Date.now() >= deadline,
+    fetchSize: r.cfg['scan.fetchSize'],
   });
   if (!result.done) {
     await r.queue('scan').send([JSON.stringify(result.continuation)]);

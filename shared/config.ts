@@ -471,6 +471,13 @@ export const SETTINGS = {
     schema: int.min(1000),
     description: 'Target rows per token sub-range task (sized from system.size_estimates)',
   },
+  'scan.fetchSize': {
+    env: 'SCAN_FETCH_SIZE',
+    flag: '--fetch-size',
+    default: '5000',
+    schema: int.min(10).max(100_000),
+    description: 'Ids read per Cassandra page during a scan (a checkpoint can be taken after each page)',
+  },
   'scan.minTasks': {
     env: 'SCAN_MIN_TASKS',
     flag: '--min-tasks',

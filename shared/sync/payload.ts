@@ -1,6 +1,6 @@
 /** The fan-out function's input: an EventBridge schedule's `input`, or a console test event. */
 import { z } from 'zod';
-import { JOBS } from '#shared/sync/messages.ts';
+import { JOBS, MessageError } from '#shared/sync/messages.ts';
 
 export const startPayloadSchema = z.strictObject({
   job: z.enum(JOBS).default('sync'),
@@ -17,5 +17,23 @@ export const startPayloadSchema = z.strictObject({
     .string()
     .regex(/^[\w.-]{1,100}$/)
     .optional(),
+  /** delete-keycloak-users: only users of this Keycloak realm (default: KEYCLOAK_REALM). */
+  realm: z.string().trim().optional(),
+  /** delete-keycloak-users: most users selected (default: KEYCLOAK_DELETE_LIMIT). */
+  limit: z.number().int().min(1).optional(),
 });
 export type StartPayload = z.infer<typeof startPayloadSchema>;
+
+/** Validates a start payload; the error says in one line which key is wrong and why. */
+export function parseStartPayload(event: unknown): StartPayload {
+  const parsed = startPayloadSchema.safeParse(event);
+  if (parsed.success) return parsed.data;
+  const why = parsed.error.issues
+    .map((i) =>
+      i.code === 'unrecognized_keys'
+        ? `unknown key(s) ${i.keys.join(', ')}`
+        : `${i.path.join('.') || 'payload'}: ${i.message}`,
+    )
+    .join('; ');
+  throw new MessageError(`invalid fan-out payload: ${why}`);
+}

@@ -1,0 +1,140 @@
+/**
+ * The fan-out function end to end on real services: a schedule/console payload starts a run, scan
+ * tasks land on a real (ElasticMQ) scan queue, SQS-triggered invocations scan them under a time budget
+ * that runs out, continuations go back on the scan queue, and every id reaches the sync queue.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent } from 'aws-lambda';
+import type { CassandraClient } from '#shared/clients/cassandra.ts';
+import { seed, seededUserIds } from '#shared/seed/seed.ts';
+import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { blockSchema } from '#shared/sync/messages.ts';
+import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
+
+const USERS = 6000;
+let client: CassandraClient;
+let drop: () => Promise<void>;
+let ks: { sunbird: string; ops: string };
+let sqs: SQSClient;
+let scanQ: Awaited<ReturnType<typeof isolatedQueue>>;
+let syncQ: Awaited<ReturnType<typeof isolatedQueue>>;
+
+before(async () => {
+  const iso = await isolatedKeyspaces('fanout', ['sunbird', 'ops']);
+  ({ client, drop } = iso);
+  ks = iso.ks;
+  await seed(client, {
+    users: USERS,
+    orgs: 0,
+    courses: 0,
+    courseUsers: 0,
+    contentsPerCourse: 0,
+    seed: 5,
+    keyspace: ks.sunbird,
+    coursesKeyspace: 'unused',
+  });
+  sqs = testSqs();
+  scanQ = await isolatedQueue(sqs, 'fanout-scan', { visibilityTimeout: 60 });
+  syncQ = await isolatedQueue(sqs, 'fanout-sync');
+  Object.assign(process.env, {
+    SCAN_QUEUE_URL: scanQ.url,
+    SYNC_QUEUE_URL: syncQ.url,
+    SQS_ENDPOINT,
+    SUNBIRD_KEYSPACE: ks.sunbird,
+    DATAOPS_KEYSPACE: ks.ops,
+    SCAN_MIN_TASKS: '8',
+    SCAN_FETCH_SIZE: '100',
+    POWERTOOLS_LOG_LEVEL: 'ERROR',
+    LOG_LEVEL: 'ERROR',
+  });
+});
+
+after(async () => {
+  await (await import('#functions/fanout.ts')).close();
+  await scanQ.drop();
+  await syncQ.drop();
+  sqs.destroy();
+  await drop();
+});
+
+/** A Lambda context whose invocation has just over the safety margin left: every scan stops after one page. */
+function nearlyOutOfTime(): Context {
+  return {
+    getRemainingTimeInMillis: () => 60_001,
+    functionName: 'fanout',
+    awsRequestId: 'r',
+  } as unknown as Context;
+}
+
+test('a full resync payload fans out, scans under an exhausted time budget with checkpoints, and enqueues every id', async () => {
+  const { handler } = await import('#functions/fanout.ts');
+  const payload = JSON.parse(
+    await readFile(join(import.meta.dirname, '..', '..', 'events', 'fanout-full-user-resync.json'), 'utf8'),
+  );
+  const started = (await handler(payload, nearlyOutOfTime())) as { runId: string; tasks: number };
+  assert.ok(started.runId.startsWith('sync-user-'));
+  assert.ok(started.tasks >= 8);
+
+  // Play the SQS event source: receive scan messages, invoke, delete those not reported as failures.
+  let invocations = 0;
+  let continuations = 0;
+  for (let idle = 0; idle < 2; ) {
+    const out = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: scanQ.url,
+        MaxNumberOfMessages: 1,
+        WaitTimeSeconds: idle ? 1 : 0,
+      }),
+    );
+    const m = out.Messages?.[0];
+    if (!m) {
+      idle++;
+      continue;
+    }
+    idle = 0;
+    if (JSON.parse(m.Body!).checkpoint) continuations++;
+    const event: SQSEvent = {
+      Records: [
+        {
+          messageId: m.MessageId!,
+          receiptHandle: m.ReceiptHandle!,
+          body: m.Body!,
+          attributes: {} as never,
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:scan',
+          awsRegion: 'us-east-1',
+        },
+      ],
+    };
+    const res = (await handler(event, nearlyOutOfTime())) as { batchItemFailures: unknown[] };
+    assert.deepEqual(res.batchItemFailures, []);
+    await sqs.send(new DeleteMessageCommand({ QueueUrl: scanQ.url, ReceiptHandle: m.ReceiptHandle }));
+    invocations++;
+  }
+  assert.ok(continuations > 0, 'budgets ran out and checkpoints were handed on');
+  assert.ok(invocations > started.tasks);
+
+  const ids = (await drain(sqs, syncQ.url)).flatMap((b) => blockSchema.parse(JSON.parse(b)).ids);
+  assert.equal(ids.length, USERS, 'no id enqueued twice');
+  assert.deepEqual(new Set(ids), new Set(seededUserIds(5, USERS)));
+  const summary = await summarise(new Ledger(client, ks.ops), started.runId);
+  assert.equal(summary?.idsEnumerated, USERS);
+  assert.equal(summary?.ranges.done, started.tasks);
+  assert.equal(summary?.run.dryRun, false);
+});
+
+test('an invalid payload is refused with a clear error', async () => {
+  const { handler } = await import('#functions/fanout.ts');
+  await assert.rejects(
+    handler({ objectType: 'users' }, nearlyOutOfTime()),
+    /objectType must be "user" or "organisation"/,
+  );
+  await assert.rejects(handler({ objectType: 'user', dryrun: false }, nearlyOutOfTime()), /dryrun/);
+});
