@@ -6,13 +6,14 @@
  */
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
-import { loadFlatConfig } from '#shared/config.ts';
 import { createLogger } from '#shared/logger.ts';
 import { createEmfMetrics, EmfMergeMetrics } from '#shared/merge/emf.ts';
 import { createMskMergeHandler } from '#shared/merge/handler.ts';
 import { createMergeRuntime } from '#shared/merge/runtime.ts';
+import { runtimeConfig } from '#shared/secrets.ts';
 
-const cfg = loadFlatConfig();
+// Secrets (e.g. CASSANDRA_PASSWORD_SSM) are read from SSM once per cold start.
+const cfg = await runtimeConfig();
 const logger = createLogger({ serviceName: 'merge-user-courses', level: cfg['log.level'] });
 const metrics = createEmfMetrics();
 /** Created once per container; exported so tests can close the clients. */
