@@ -16,6 +16,8 @@ import type { Ledger } from '#shared/sync/ledger.ts';
 import type { Block, ScanTask } from '#shared/sync/messages.ts';
 
 const MIN_TOKEN = '-9223372036854775808';
+/** Ids per page; larger pages scan no faster but, held while their blocks are enqueued, grow the heap. */
+export const DEFAULT_FETCH_SIZE = 1000;
 
 export interface PlannedRange {
   rangeNo: number;
@@ -101,7 +103,7 @@ export async function scanRange(task: ScanTask, deps: ScanDeps): Promise<ScanRes
   const fetch = (state: string | undefined) =>
     deps.cassandra.execute(cql, params, {
       prepare: true,
-      fetchSize: deps.fetchSize ?? 5000,
+      fetchSize: deps.fetchSize ?? DEFAULT_FETCH_SIZE,
       ...(state ? { pageState: state } : {}),
     });
   const toBody = (blockIds: string[]): string => {
