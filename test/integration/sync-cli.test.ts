@@ -139,6 +139,34 @@ describe('sunbird-dataops sync', () => {
     assert.ok(!`${r.stdout}${r.stderr}`.includes(KEY), 'the API key is never printed');
   });
 
+  test('the Sync_run.sh wrapper takes the runbook’s --context_param arguments', async () => {
+    standin.reset();
+    const out = await mkdtemp(join(tmpdir(), 'wrapper-'));
+    const { stdout } = await run(
+      join(import.meta.dirname, '..', '..', 'bin', 'Sync_run.sh'),
+      [
+        '--context_param',
+        'sunbird_cassandra_table="organisation"',
+        '--context_param',
+        'sunbird_sync_object_type="organisation"',
+        '--context_param',
+        endpoint(),
+        '--context_param',
+        'dry_run=false',
+        '--context_param',
+        'sunbird_sync_sleep_time=1',
+        '--out',
+        out,
+      ],
+      { env: { ...process.env, SUNBIRD_KEYSPACE: ks.sunbird, DATAOPS_KEYSPACE: ks.ops, SYNC_API_KEY: KEY } },
+    );
+    assert.match(stdout, /ids synced: 30, failed: 0/);
+    const types = new Set(
+      standin.requests().map((q) => (q.body as { request: { objectType: string } }).request.objectType),
+    );
+    assert.deepEqual(types, new Set(['organisation']));
+  });
+
   test('the success and failure logs match the original format byte for byte on a known input', async () => {
     standin.reset();
     standin.setFaults({
