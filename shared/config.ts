@@ -346,6 +346,36 @@ export const SETTINGS = {
     schema: list.pipe(z.array(z.string()).min(1)),
     description: 'Kafka bootstrap brokers (comma-separated)',
   },
+  'kafka.auth': {
+    env: 'KAFKA_AUTH',
+    flag: '--kafka-auth',
+    default: 'none',
+    schema: z.enum(['none', 'scram', 'iam'], { error: 'expected none, scram or iam' }),
+    description:
+      'Kafka client authentication: `none`, `scram` (SASL/SCRAM-SHA-512 over TLS) or `iam` (MSK IAM: SASL/OAUTHBEARER over TLS)',
+  },
+  'kafka.saslUsername': {
+    env: 'KAFKA_SASL_USERNAME',
+    flag: '--kafka-sasl-username',
+    default: '',
+    schema: str,
+    description: 'SASL/SCRAM user name (with `KAFKA_AUTH=scram`)',
+  },
+  'kafka.saslPassword': {
+    env: 'KAFKA_SASL_PASSWORD',
+    flag: '--kafka-sasl-password',
+    default: '',
+    secret: true,
+    schema: str,
+    description: 'SASL/SCRAM password (with `KAFKA_AUTH=scram`) (secret)',
+  },
+  'kafka.tls': {
+    env: 'KAFKA_TLS',
+    flag: '--kafka-tls',
+    default: 'false',
+    schema: bool,
+    description: 'Connect to Kafka over TLS (always on with `KAFKA_AUTH=scram` or `iam`)',
+  },
   'kafka.env': {
     env: 'SUNBIRD_ENV',
     flag: '--env',
@@ -474,7 +504,9 @@ export const SETTINGS = {
   'scan.fetchSize': {
     env: 'SCAN_FETCH_SIZE',
     flag: '--fetch-size',
-    default: '5000',
+    // 1000-row pages scan as fast as 5000-row ones here, but the larger pages, held while their blocks
+    // are enqueued, made V8 grow the heap: peak RSS of a 1M-row fan-out ~290 MB at 5000, ~220 MB at 1000.
+    default: '1000',
     schema: int.min(10).max(100_000),
     description: 'Ids read per Cassandra page during a scan (a checkpoint can be taken after each page)',
   },

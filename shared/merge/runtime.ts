@@ -11,7 +11,7 @@ import {
   produce,
   type StringProducer,
 } from '#shared/clients/kafka.ts';
-import { type FlatConfig, resolveEnvName } from '#shared/config.ts';
+import { ConfigError, type FlatConfig, resolveEnvName } from '#shared/config.ts';
 import { CassandraMergeStore } from '#shared/merge/cassandra-store.ts';
 import type { EventPublisher } from '#shared/merge/merge.ts';
 import type { MergeMetrics, ProcessDeps } from '#shared/merge/process.ts';
@@ -33,8 +33,50 @@ export function mergeTopicsFrom(cfg: FlatConfig): MergeTopics {
   };
 }
 
-export function kafkaOptions(cfg: FlatConfig): KafkaOptions {
-  return kafkaOptionsFrom(cfg);
+/** Signs an MSK IAM auth token (aws-msk-iam-sasl-signer-js `generateAuthToken`); replaceable in tests. */
+export type MskTokenSigner = (opts: { region: string }) => Promise<{ token: string; expiryTime: number }>;
+
+const defaultSigner: MskTokenSigner = async (opts) => {
+  // Loaded on first use: only an `iam` stage pays for the signer's AWS SDK credential chain.
+  const { generateAuthToken } = await import('aws-msk-iam-sasl-signer-js');
+  return generateAuthToken(opts);
+};
+
+/**
+ * MSK IAM token provider for SASL/OAUTHBEARER: @platformatic/kafka calls it for every new connection;
+ * a signed token is reused until a minute before it expires (the signer's tokens last 15 minutes).
+ */
+export function mskIamTokenProvider(region: string, signer: MskTokenSigner = defaultSigner) {
+  let cached: { token: string; expiryTime: number } | undefined;
+  return async (): Promise<string> => {
+    if (!cached || cached.expiryTime - 60_000 <= Date.now()) cached = await signer({ region });
+    return cached.token;
+  };
+}
+
+/**
+ * Client options from the configuration, with MSK security: `scram` is SASL/SCRAM-SHA-512 and `iam` is
+ * SASL/OAUTHBEARER with a signed IAM token, both over TLS; `none` uses TLS only if KAFKA_TLS says so.
+ */
+export function kafkaOptions(cfg: FlatConfig, signer?: MskTokenSigner): KafkaOptions {
+  const opts = kafkaOptionsFrom(cfg);
+  const auth = cfg['kafka.auth'];
+  if (auth === 'scram') {
+    const username = cfg['kafka.saslUsername'];
+    const password = cfg['kafka.saslPassword'];
+    if (!username || !password)
+      throw new ConfigError(
+        'KAFKA_AUTH=scram needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_SSM)',
+      );
+    return { ...opts, tls: {}, sasl: { mechanism: 'SCRAM-SHA-512', username, password } };
+  }
+  if (auth === 'iam')
+    return {
+      ...opts,
+      tls: {},
+      sasl: { mechanism: 'OAUTHBEARER', token: mskIamTokenProvider(cfg['aws.region'], signer) },
+    };
+  return cfg['kafka.tls'] ? { ...opts, tls: {} } : opts;
 }
 
 export function kafkaPublisher(producer: StringProducer): EventPublisher {
