@@ -1,5 +1,7 @@
 /** The `sunbird-dataops` command line. */
 import { Command } from 'commander';
+import { registerInvokeCommand } from '#cli/invoke.ts';
+import { registerKeycloakCommand } from '#cli/keycloak.ts';
 import { registerMergeCommand } from '#cli/merge.ts';
 import { registerReportCommand } from '#cli/report.ts';
 import { registerSyncCommands } from '#cli/sync.ts';
@@ -14,7 +16,9 @@ export function buildProgram(): Command {
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   registerSyncCommands(program);
   registerReportCommand(program);
+  registerKeycloakCommand(program);
   registerMergeCommand(program);
+  registerInvokeCommand(program);
   return program;
 }
 

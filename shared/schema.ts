@@ -3,6 +3,7 @@
  * tests) and this tool's bookkeeping keyspace. Every statement is idempotent (IF NOT EXISTS).
  */
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
+import { deletionTables } from '#shared/keycloak/deletion-ledger.ts';
 import { mergeTables } from '#shared/merge/cassandra-store.ts';
 import { ledgerTables } from '#shared/sync/ledger.ts';
 
@@ -74,7 +75,7 @@ export function courseTables(ks: string): string[] {
 
 /** This tool's own tables (run ledger, merge journal): each feature's DDL is listed here. */
 export function opsTables(ks: string): string[] {
-  return [...ledgerTables(ks), ...mergeTables(ks)];
+  return [...ledgerTables(ks), ...deletionTables(ks), ...mergeTables(ks)];
 }
 
 export interface MigrateOptions {
