@@ -10,6 +10,7 @@ import { addSettingOptions, configFromOptions, EXIT, fail, isInputError } from '
 import { ensureLedger } from '#cli/sync.ts';
 import { buildSyncRequestBody } from '#shared/clients/sync-api.ts';
 import type { FlatConfig, SettingKey } from '#shared/config.ts';
+import { DeletionLedger } from '#shared/keycloak/deletion-ledger.ts';
 import { type RunSummary, summarise } from '#shared/sync/ledger.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 import { TalendLogs } from '#shared/sync/talend-log.ts';
@@ -45,6 +46,14 @@ export function formatSummary(s: RunSummary): string {
       ? ['  first failures:', ...s.failures.slice(0, 5).map((f) => `    ${f.id}: ${f.reason}`)]
       : []),
   ].join('\n');
+}
+
+/** For the Keycloak job: how many ids ended in each deletion outcome. */
+export async function deletionCounts(rt: SyncRuntime, runId: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for await (const row of new DeletionLedger(rt.ledger).rows(runId))
+    counts[row.outcome] = (counts[row.outcome] ?? 0) + 1;
+  return counts;
 }
 
 export async function writeTalendLogsFromLedger(
@@ -98,6 +107,12 @@ export function registerReportCommand(program: Command): void {
         if (opts.json)
           console.log(JSON.stringify({ ...summary, failures: summary.failures.length }, null, 2));
         else console.log(formatSummary(summary));
+        if (summary.run.job === 'delete-keycloak-users') {
+          const counts = await deletionCounts(rt, runId);
+          const parts = Object.entries(counts).map(([k, n]) => `${k} ${n}`);
+          console.log(`  deletion stage: ${parts.length ? parts.join(', ') : 'no block deleted yet'}`);
+          if ((counts.failed ?? 0) > 0) code = EXIT.someFailed;
+        }
         if (opts.logs) {
           const written = await writeTalendLogsFromLedger(rt, runId, out);
           console.log(`logs (${written.calls} calls): ${written.success}\n      ${written.failure}`);
