@@ -85,7 +85,10 @@ export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promis
     });
     return { runId: run.runId, run, tasks: 0, ids: req.ids.length, blocks: chunks.length };
   }
-  const ranges = await planRanges(deps.cassandra, req.keyspace, req.table, req.plan);
+  const ranges = await planRanges(deps.cassandra, req.keyspace, req.table, {
+    ...req.plan,
+    blockSize: run.blockSize,
+  });
   await deps.ledger.createRun(run, {
     source: req.source,
     ranges: ranges.length,

@@ -26,13 +26,20 @@ export interface PlannedRange {
 }
 
 export interface PlanOptions {
-  /** Sub-ranges per token range; default: enough for `rowsPerTask`, at least 1. */
+  /** Force this many sub-ranges per token range (tests); default: sized from the table's estimate. */
   splitsPerRange?: number;
-  /** Target rows per scan task (sizes the split from system.size_estimates). */
+  /** Target rows per scan task: a task should finish well inside one Lambda invocation. */
   rowsPerTask?: number;
-  /** Lower bound on the number of tasks, for parallelism on small tables. */
+  /** Tasks wanted for parallelism, on tables large enough to fill them. */
   minTasks?: number;
+  /** The run's block size: small tables get few tasks, so few partial blocks. */
+  blockSize?: number;
 }
+
+/** Each task should hold at least this many blocks, so the partial block at its end costs ≤ 5 %. */
+const MIN_BLOCKS_PER_TASK = 20;
+const PROBE_LIMIT = 10_000;
+const RING = 2n ** 64n;
 
 export async function estimatedRows(
   client: CassandraClient,
@@ -46,6 +53,42 @@ export async function estimatedRows(
   return rs.rows.reduce((n, r) => n + Number(r.partitions_count ?? 0), 0);
 }
 
+function width(start: string, end: string): bigint {
+  const e = end === MIN_TOKEN ? 2n ** 63n : BigInt(end);
+  const w = e - BigInt(start);
+  return w > 0n ? w : w + RING;
+}
+
+/**
+ * A cheap estimate for tables Cassandra has not sized yet (size_estimates is refreshed every few
+ * minutes, so new tables read 0): count ids range by range until PROBE_LIMIT ids were seen, and scale
+ * by the share of the ring read. Exact for small tables; at most PROBE_LIMIT ids read for large ones.
+ */
+async function probeRows(
+  client: CassandraClient,
+  keyspace: string,
+  table: string,
+  ranges: PlannedRange[],
+): Promise<number> {
+  let count = 0;
+  let covered = 0n;
+  for (const r of ranges) {
+    const { cql, params } = rangeQuery({ keyspace, table, start: r.start, end: r.end } as ScanTask);
+    const limit = PROBE_LIMIT - count;
+    const rs = await client.execute(`${cql} LIMIT ${limit}`, params, { prepare: true, fetchSize: limit });
+    count += rs.rows.length;
+    covered += width(r.start, r.end);
+    if (count >= PROBE_LIMIT) break;
+  }
+  if (covered >= RING) return count;
+  return Math.ceil((count * Number(RING)) / Number(covered > 0n ? covered : 1n));
+}
+
+/**
+ * Cuts the ring into scan tasks. Large tables: enough tasks that each holds at most `rowsPerTask`
+ * rows, and at least `minTasks` for parallelism. Small tables: contiguous vnode ranges are merged, so a
+ * 200-row table becomes one task and two Sync API calls rather than one partial block per vnode.
+ */
 export async function planRanges(
   client: CassandraClient,
   keyspace: string,
@@ -53,19 +96,40 @@ export async function planRanges(
   opts: PlanOptions = {},
 ): Promise<PlannedRange[]> {
   await client.connect();
-  const base = [...client.metadata.getTokenRanges()].flatMap((r) => r.unwrap()).sort((a, b) => a.compare(b));
-  let splits = opts.splitsPerRange;
-  if (!splits) {
-    const estimate = await estimatedRows(client, keyspace, table).catch(() => 0);
-    const byRows = Math.ceil(estimate / (opts.rowsPerTask ?? 2_000_000) / Math.max(1, base.length));
-    const byTasks = Math.ceil((opts.minTasks ?? 1) / Math.max(1, base.length));
-    splits = Math.min(1024, Math.max(1, byRows, byTasks));
+  const ranges = [...client.metadata.getTokenRanges()]
+    .flatMap((r) => r.unwrap())
+    .sort((a, b) => a.compare(b));
+  const base: PlannedRange[] = ranges.map((r, i) => ({
+    rangeNo: i,
+    start: r.start.toString(),
+    end: r.end.toString(),
+  }));
+  let desired: number;
+  if (opts.splitsPerRange) {
+    desired = opts.splitsPerRange * base.length;
+  } else {
+    let estimate = await estimatedRows(client, keyspace, table).catch(() => 0);
+    if (estimate === 0) estimate = await probeRows(client, keyspace, table, base);
+    const byRows = Math.ceil(estimate / (opts.rowsPerTask ?? 2_000_000));
+    const fillable = Math.floor(estimate / ((opts.blockSize ?? 100) * MIN_BLOCKS_PER_TASK));
+    desired = Math.min(1024 * base.length, Math.max(1, byRows, Math.min(opts.minTasks ?? 1, fillable)));
   }
   const out: PlannedRange[] = [];
-  for (const range of base) {
-    const parts = splits > 1 ? range.splitEvenly(splits) : [range];
-    for (const p of parts)
-      out.push({ rangeNo: out.length, start: p.start.toString(), end: p.end.toString() });
+  if (desired >= base.length) {
+    const splits = Math.ceil(desired / base.length);
+    for (const range of ranges) {
+      const parts = splits > 1 ? range.splitEvenly(splits) : [range];
+      for (const p of parts)
+        out.push({ rangeNo: out.length, start: p.start.toString(), end: p.end.toString() });
+    }
+  } else {
+    // Sorted, unwrapped vnode ranges tile the ring: range i ends where range i+1 starts, so a run of
+    // consecutive ranges is one contiguous (start, end] interval.
+    const group = Math.ceil(base.length / desired);
+    for (let i = 0; i < base.length; i += group) {
+      const last = base[Math.min(base.length, i + group) - 1]!;
+      out.push({ rangeNo: out.length, start: base[i]!.start, end: last.end });
+    }
   }
   return out;
 }

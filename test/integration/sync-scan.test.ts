@@ -112,6 +112,51 @@ describe('full scan fan-out', () => {
     }
   });
 
+  test('a small table is planned as few tasks, so its blocks stay full (not one partial block per vnode)', async () => {
+    await seed(client, {
+      users: 0,
+      orgs: 230,
+      courses: 0,
+      courseUsers: 0,
+      contentsPerCourse: 0,
+      seed: 9,
+      keyspace: ks.sunbird,
+      coursesKeyspace: 'unused',
+    });
+    const scanQueue = new MemoryQueue(Number.MAX_SAFE_INTEGER);
+    const blockQueue = new MemoryQueue(Number.MAX_SAFE_INTEGER);
+    const started = await startRun(
+      {
+        job: 'sync',
+        objectType: 'organisation',
+        table: 'organisation',
+        keyspace: ks.sunbird,
+        dryRun: true,
+        verify: false,
+        blockSize: 100,
+        sleepMs: 0,
+        source: 'test',
+        plan: { minTasks: 64 },
+      },
+      { cassandra: client, ledger, scanQueue, blockQueue },
+    );
+    scanQueue.close();
+    assert.equal(started.tasks, 1, 'one task covers the whole ring');
+    for (let b = await scanQueue.receive(); b !== null; b = await scanQueue.receive()) {
+      await scanRange(scanTaskSchema.parse(JSON.parse(b)), { cassandra: client, queue: blockQueue });
+    }
+    blockQueue.close();
+    const sizes: number[] = [];
+    const ids: string[] = [];
+    for (let b = await blockQueue.receive(); b !== null; b = await blockQueue.receive()) {
+      const block = blockSchema.parse(JSON.parse(b));
+      sizes.push(block.ids.length);
+      ids.push(...block.ids);
+    }
+    assert.deepEqual(sizes, [100, 100, 30], 'three Sync API calls, as the original would make');
+    assert.equal(new Set(ids).size, 230);
+  });
+
   test('a scan stopped by its time budget resumes from its checkpoint without losing or repeating ids', async () => {
     const tasks = await planTasks();
     const queue = new MemoryQueue(Number.MAX_SAFE_INTEGER);
