@@ -207,6 +207,9 @@ export async function runKeycloakDeletion(
   const deletionLedger = new DeletionLedger(rt.ledger);
   const warnings = new Set<string>();
   let stoppedBy: string | undefined;
+  // A stop (403, refused login) ends the whole job: blocks not yet synced are not sent either.
+  const stop = new AbortController();
+  const deleteQueue = withRealms(deletions, prepared.realmOf);
   const consumer = (async () => {
     for (let body = await deletions.receive(); body !== null; body = await deletions.receive()) {
       const block: Block = parseMessage(blockSchema, body);
@@ -232,6 +235,7 @@ export async function runKeycloakDeletion(
       } catch (err) {
         if (err instanceof DeleteStageStopped) {
           stoppedBy = err.message;
+          stop.abort();
           loud(`deletion stopped: ${err.message}`);
           addRows(lists, err.rows);
         } else {
@@ -251,7 +255,7 @@ export async function runKeycloakDeletion(
         cassandra: rt.cassandra,
         ledger: rt.ledger,
         syncApi: rt.syncApi,
-        deleteQueue: withRealms(deletions, prepared.realmOf),
+        deleteQueue,
       },
       {
         onStarted: (r) => log(`run ${r.runId} started (${r.ids} candidate(s) in ${r.blocks} block(s))`),
@@ -262,9 +266,11 @@ export async function runKeycloakDeletion(
             lists.failed.push({ id, error: `not deleted: sync failed: ${outcome.reason ?? 'failed'}` });
           }
         },
+        // The consumer records a block that arrives after the stop as "not attempted".
+        onSkipped: (block) => deleteQueue.send([JSON.stringify(block)]),
         log,
       },
-      { workerConcurrency: 1 },
+      { workerConcurrency: 1, signal: stop.signal },
     );
   } finally {
     deletions.close();

@@ -34,6 +34,8 @@ export interface LocalRunHooks {
   /** After every real Sync API call, with the call's sequence number (the Talend "Request No"). */
   onCall?: (block: Block, result: SyncCallResult, requestNo: number) => void;
   onBlockDone?: (block: Block, outcome: BlockOutcome) => void;
+  /** A block not processed because the run was stopped (`opts.signal`). */
+  onSkipped?: (block: Block) => Promise<void> | void;
   log?: (message: string) => void;
 }
 
@@ -41,6 +43,8 @@ export interface LocalRunOptions {
   scanConcurrency?: number;
   workerConcurrency?: number;
   fetchSize?: number;
+  /** Stops the run: blocks not yet processed are handed to `onSkipped` instead of the Sync API. */
+  signal?: AbortSignal;
 }
 
 export interface LocalRunResult {
@@ -106,10 +110,19 @@ export async function runLocal(
   // same spacing holds: a call may start only `sleep` ms after the previous call started and ended.
   let nextCallAt = 0;
   const handle = async (block: Block): Promise<void> => {
+    if (opts.signal?.aborted) {
+      await hooks.onSkipped?.(block);
+      return;
+    }
     const paced = !block.run.dryRun && block.run.sleepMs > 0;
     if (paced) {
       for (let wait = nextCallAt - Date.now(); wait > 0; wait = nextCallAt - Date.now()) await sleep(wait);
       nextCallAt = Date.now() + block.run.sleepMs;
+    }
+    if (opts.signal?.aborted) {
+      // Stopped while this block waited for its turn.
+      await hooks.onSkipped?.(block);
+      return;
     }
     const { outcome } = await processBlock(block, {
       syncApi: deps.syncApi,

@@ -301,7 +301,7 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
     assert.equal(summary?.idsFailed, candidates.length);
   });
 
-  test('403 through the CLI: synced blocks are not deleted, the failure list names every candidate', async () => {
+  test('403 through the CLI stops the whole job: nothing deleted, later blocks not even synced, every candidate in the failure list', async () => {
     standin.reset();
     const candidates = idsOf(fx.byKind('normal'));
     const dir = await mkdtemp(join(out, 'cli-'));
@@ -322,8 +322,9 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
         `${standin.url}/v1/data/sync`,
         '--block-size',
         '2',
+        // Long enough that the first block's 403 arrives before the second block's sync is due.
         '--sleep-time',
-        '1',
+        '2000',
         '--context_param',
         'dry_run=false',
         '--out',
@@ -346,7 +347,11 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
       lines.join('\n'),
     );
     assert.equal(await readFile(join(dir, runId, LIST_FILES.deleted), 'utf8'), '');
-    assert.ok(standin.requests().length >= 1, 'the stopped block had been synced first');
+    assert.equal(
+      standin.requests().length,
+      1,
+      'only the first block was synced: the stop ends the whole job',
+    );
     await assertAllPresent(candidates);
 
     // `report` on the stopped run: every candidate failed in the deletion stage, and the exit code says so.
