@@ -103,6 +103,7 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
   // A dry run without an id file leaves the list of ids that would be synced, as the original did.
   const idsCsv = req.dryRun && !req.ids ? createWriteStream(idsCsvPath) : undefined;
   let done = 0;
+  let failedIds = 0;
   let enumerated = req.ids?.length ?? 0;
   const bar = tty
     ? new cliProgress.SingleBar(
@@ -139,11 +140,12 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
         onCall: (_block, r, n) => logs?.append(r.ok, n, r.requestBody, r.responseBody || r.error || ''),
         onBlockDone: (block, outcome) => {
           done += block.ids.length;
+          failedIds += outcome.failedIds.length;
           if (idsCsv) idsCsv.write(`${block.ids.join('\n')}\n`);
           if (bar) {
             bar.update(done, {
               rate: Math.round(done / Math.max(0.001, (Date.now() - started) / 1000)),
-              failed: outcome.failedIds.length ? '+' : '',
+              failed: failedIds,
             });
           } else if (!x.quiet && !req.dryRun) {
             console.log(`Sync API call done for ${done}/${enumerated} records...`);
