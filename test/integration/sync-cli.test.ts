@@ -14,7 +14,9 @@ import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-stan
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { blockSchema, scanTaskSchema } from '#shared/sync/messages.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'sunbird-dataops.js');
@@ -287,6 +289,52 @@ describe('sunbird-dataops sync', () => {
     const summary = await summarise(new Ledger(client, ks.ops), runIdOf(retry));
     assert.equal(summary?.run.parentRun, runId);
     assert.equal(summary?.idsSucceeded, 20);
+  });
+
+  test('--target aws only enqueues for the deployed stack and prints the run id to follow', async () => {
+    standin.reset();
+    const sqs = testSqs();
+    const scanQ = await isolatedQueue(sqs, 'cli-aws-scan');
+    const syncQ = await isolatedQueue(sqs, 'cli-aws-sync');
+    try {
+      const env = { SQS_ENDPOINT, SCAN_QUEUE_URL: scanQ.url, SYNC_QUEUE_URL: syncQ.url };
+      const full = await cli(['sync', '--table', 'user', '--dry-run', 'false', '--target', 'aws'], env);
+      assert.equal(full.code, 0, full.stderr);
+      assert.match(full.stdout, /handed to the deployed stack: \d+ scan tasks enqueued/);
+      assert.match(full.stdout, /sunbird-dataops report sync-user-/);
+      const tasks = (await drain(sqs, scanQ.url)).map((b) => scanTaskSchema.parse(JSON.parse(b)));
+      assert.ok(
+        tasks.length >= 1 && tasks.every((t) => t.run.runId === runIdOf(full) && t.run.dryRun === false),
+      );
+
+      const dir = await mkdtemp(join(tmpdir(), 'aws-'));
+      await writeFile(join(dir, 'ids.txt'), 'x1\nx2\nx3\n');
+      const byIds = await cli(
+        [
+          'sync',
+          '--object-type',
+          'user',
+          '--id-file',
+          join(dir, 'ids.txt'),
+          '--block-size',
+          '2',
+          '--target',
+          'aws',
+        ],
+        env,
+      );
+      assert.equal(byIds.code, 0, byIds.stderr);
+      const blocks = (await drain(sqs, syncQ.url)).map((b) => blockSchema.parse(JSON.parse(b)));
+      assert.deepEqual(
+        blocks.map((b) => b.ids),
+        [['x1', 'x2'], ['x3']],
+      );
+      assert.equal(standin.requests().length, 0, 'nothing is synced from the operator’s machine');
+    } finally {
+      await scanQ.drop();
+      await syncQ.drop();
+      sqs.destroy();
+    }
   });
 
   test('bad input exits 2 with a one-line reason', async () => {
