@@ -7,6 +7,7 @@ import {
   SETTINGS,
   type SettingKey,
 } from '#shared/config.ts';
+import { SyncRuntime } from '#shared/sync/runtime.ts';
 
 /** Exit codes, as the runbooks expect: 0 all done, 1 some ids failed, 2 bad input or configuration. */
 export const EXIT = { ok: 0, someFailed: 1, badInput: 2 } as const;
@@ -63,11 +64,33 @@ export function isInputError(err: unknown): boolean {
   return (
     err instanceof ConfigError ||
     err instanceof UsageError ||
-    ['IdFileError', 'ZodError', 'MessageError', 'RunNotFoundError'].includes((err as Error)?.name)
+    ['IdFileError', 'ZodError', 'MessageError', 'RunNotFoundError', 'KeycloakDataError'].includes(
+      (err as Error)?.name,
+    )
   );
 }
 
 export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   return s < 60 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/**
+ * Runs a command body with the job's adapters, then exits with its code. Cassandra being unreachable
+ * and bad input get their one-line reasons and exit codes; clients are always closed.
+ */
+export async function withRuntime(cfg: FlatConfig, fn: (rt: SyncRuntime) => Promise<number>): Promise<never> {
+  const rt = new SyncRuntime(cfg);
+  let code: number;
+  try {
+    code = await fn(rt);
+  } catch (err) {
+    await rt.close().catch(() => {});
+    if ((err as Error)?.name === 'NoHostAvailableError') {
+      fail(`Cassandra is not reachable at ${cfg['cassandra.hosts'].join(',')}:${cfg['cassandra.port']}`);
+    }
+    fail((err as Error).message ?? String(err), isInputError(err) ? EXIT.badInput : EXIT.someFailed);
+  }
+  await rt.close();
+  process.exit(code);
 }

@@ -14,8 +14,8 @@ import {
   EXIT,
   fail,
   formatDuration,
-  isInputError,
   UsageError,
+  withRuntime,
 } from '#cli/common.ts';
 import { ensureLedger } from '#cli/sync.ts';
 import { effectivePacing, type FlatConfig, type SettingKey } from '#shared/config.ts';
@@ -33,7 +33,7 @@ import { MemoryQueue } from '#shared/queue.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import { type Block, blockSchema, parseMessage } from '#shared/sync/messages.ts';
-import { SyncRuntime } from '#shared/sync/runtime.ts';
+import type { SyncRuntime } from '#shared/sync/runtime.ts';
 import { TalendLogs } from '#shared/sync/talend-log.ts';
 
 export const KEYCLOAK_SETTINGS: SettingKey[] = [
@@ -319,23 +319,6 @@ export function buildDeletionRequest(
     ...effectivePacing(cfg['sync.blockSize'], cfg['sync.sleepMs']),
     source: ids ? `cli: keycloak candidates ∩ id file ${cfg['sync.idFile']}` : 'cli: keycloak candidates',
   };
-}
-
-async function withRuntime(cfg: FlatConfig, fn: (rt: SyncRuntime) => Promise<number>): Promise<never> {
-  const rt = new SyncRuntime(cfg);
-  let code: number;
-  try {
-    code = await fn(rt);
-  } catch (err) {
-    await rt.close().catch(() => {});
-    const name = (err as Error)?.name;
-    if (name === 'NoHostAvailableError')
-      fail(`Cassandra is not reachable at ${cfg['cassandra.hosts'].join(',')}:${cfg['cassandra.port']}`);
-    const input = isInputError(err) || name === 'KeycloakDataError';
-    fail((err as Error).message ?? String(err), input ? EXIT.badInput : EXIT.someFailed);
-  }
-  await rt.close();
-  process.exit(code);
 }
 
 export function registerKeycloakCommand(program: Command): void {

@@ -12,15 +12,15 @@ import {
   EXIT,
   fail,
   formatDuration,
-  isInputError,
   UsageError,
+  withRuntime,
 } from '#cli/common.ts';
 import { effectivePacing, type FlatConfig, type SettingKey } from '#shared/config.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
 import { summarise } from '#shared/sync/ledger.ts';
 import { type LocalRunResult, runLocal } from '#shared/sync/local.ts';
 import { type StartRunRequest, startRun } from '#shared/sync/run.ts';
-import { SyncRuntime } from '#shared/sync/runtime.ts';
+import type { SyncRuntime } from '#shared/sync/runtime.ts';
 import { TalendLogs } from '#shared/sync/talend-log.ts';
 
 export const SYNC_SETTINGS: SettingKey[] = [
@@ -226,22 +226,6 @@ function execOptions(opts: Record<string, unknown>): ExecOptions {
     concurrency: n('concurrency', opts.concurrency, 1),
     scanConcurrency: n('scan-concurrency', opts.scanConcurrency, 4),
   };
-}
-
-async function withRuntime(cfg: FlatConfig, fn: (rt: SyncRuntime) => Promise<number>): Promise<never> {
-  const rt = new SyncRuntime(cfg);
-  let code: number;
-  try {
-    code = await fn(rt);
-  } catch (err) {
-    await rt.close().catch(() => {});
-    const name = (err as Error)?.name;
-    if (name === 'NoHostAvailableError')
-      fail(`Cassandra is not reachable at ${cfg['cassandra.hosts'].join(',')}:${cfg['cassandra.port']}`);
-    fail((err as Error).message ?? String(err), isInputError(err) ? EXIT.badInput : EXIT.someFailed);
-  }
-  await rt.close();
-  process.exit(code);
 }
 
 export function registerSyncCommands(program: Command): void {
