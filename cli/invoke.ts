@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { EXIT, fail } from '#cli/common.ts';
 import { createInvoker } from '#scripts/offline/invoke.ts';
 
 export function registerInvokeCommand(program: Command): void {
@@ -21,12 +22,28 @@ export function registerInvokeCommand(program: Command): void {
     )
     .option('--stage <stage>', 'stage of the function name', 'local')
     .action(async (fn: string, opts: { payload: string; endpoint?: string; stage: string }) => {
-      const payload = JSON.parse(await readFile(opts.payload, 'utf8')) as unknown;
+      let payload: unknown;
+      try {
+        payload = JSON.parse(await readFile(opts.payload, 'utf8'));
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        fail(
+          e.code
+            ? `cannot read payload ${opts.payload} (${e.code})`
+            : `payload ${opts.payload} is not JSON: ${e.message}`,
+        );
+      }
       const invoke = createInvoker({
         stage: opts.stage,
         ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       });
-      const out = await invoke(fn, payload);
-      process.stdout.write(`${JSON.stringify(out ?? null, null, 2)}\n`);
+      try {
+        const out = await invoke(fn, payload);
+        process.stdout.write(`${JSON.stringify(out ?? null, null, 2)}\n`);
+        process.exit(EXIT.ok);
+      } catch (err) {
+        // The function's own error (e.g. an invalid payload), or the endpoint being unreachable.
+        fail((err as Error).message.split('\n')[0] ?? String(err), EXIT.someFailed);
+      }
     });
 }

@@ -13,11 +13,14 @@
  * Lambda port and esbuild work folder, so it runs beside the other test files.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { runOffline } from '#scripts/offline/start.ts';
@@ -36,6 +39,8 @@ import { Ledger, type RunSummary, summarise } from '#shared/sync/ledger.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
 import { samplePair, seedPair } from '#test/support/merge-data.ts';
+
+const execFileP = promisify(execFile);
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const STAGE = 'local';
@@ -59,6 +64,7 @@ let dropKeyspaces: (() => Promise<void>) | undefined;
 let sqs: SQSClient;
 const queues: Array<{ drop: () => Promise<void> }> = [];
 let standin: SyncApiStandin | undefined;
+let offlineEndpoint = '';
 let lambda: LambdaClient | undefined;
 const controller = new AbortController();
 let offline: Promise<void> | undefined;
@@ -166,6 +172,7 @@ before(async () => {
       (err: unknown) => assert.fail(`serverless offline did not start: ${String(err)}\n${lastLog()}`),
     ),
   ]);
+  offlineEndpoint = endpoint;
   lambda = new LambdaClient({
     region: 'us-east-1',
     endpoint,
@@ -305,5 +312,39 @@ describe('offline end to end (serverless-offline + SQS/MSK bridges)', () => {
       assert.deepEqual(e.object, { id: `${e.edata.batchId}_${to}`, type: 'CourseBatchEnrolment' });
     }
     await loggedInvocation('merge-user-courses');
+  });
+
+  test('`sunbird-dataops invoke` reaches the offline stack: a run id on success, one line and exit 1 on a bad payload', async () => {
+    const cliPath = path.join(ROOT, 'bin', 'sunbird-dataops.js');
+    const ok = await execFileP(process.execPath, [
+      cliPath,
+      'invoke',
+      'fanout',
+      '--payload',
+      path.join(ROOT, 'events', 'fanout-specific-ids.json'),
+      '--endpoint',
+      offlineEndpoint,
+      '--stage',
+      STAGE,
+    ]);
+    assert.match(ok.stdout, /"runId": "sync-user-/);
+    const dir = await mkdtemp(path.join(tmpdir(), 'invoke-'));
+    await writeFile(path.join(dir, 'bad.json'), '{"objectType":"users"}');
+    const bad = await execFileP(process.execPath, [
+      cliPath,
+      'invoke',
+      'fanout',
+      '--payload',
+      path.join(dir, 'bad.json'),
+      '--endpoint',
+      offlineEndpoint,
+      '--stage',
+      STAGE,
+    ]).then(
+      () => assert.fail('an invalid payload must fail'),
+      (err: { code: number; stderr: string }) => err,
+    );
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr.trim(), /^sunbird-dataops: .*invalid fan-out payload: objectType/);
   });
 });
