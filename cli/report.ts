@@ -6,7 +6,15 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { addSettingOptions, configFromOptions, EXIT, fail, isInputError } from '#cli/common.ts';
+import {
+  addSettingOptions,
+  configFromOptions,
+  EXIT,
+  fail,
+  isInputError,
+  UsageError,
+  withRuntime,
+} from '#cli/common.ts';
 import { ensureLedger } from '#cli/sync.ts';
 import { buildSyncRequestBody } from '#shared/clients/sync-api.ts';
 import type { FlatConfig, SettingKey } from '#shared/config.ts';
@@ -146,5 +154,33 @@ export function registerReportCommand(program: Command): void {
       }
       await rt.close();
       process.exit(code);
+    });
+}
+
+export function registerRunsCommand(program: Command): void {
+  const cmd = program.command('runs').description('List recent runs from the ledger, newest first');
+  addSettingOptions(cmd, REPORT_SETTINGS)
+    .option('--limit <n>', 'how many runs', '20')
+    .action(async (opts: Record<string, unknown>) => {
+      let cfg: FlatConfig;
+      let limit: number;
+      try {
+        cfg = configFromOptions(opts, REPORT_SETTINGS);
+        limit = Number(opts.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit expects a whole number ≥ 1');
+      } catch (err) {
+        fail((err as Error).message);
+      }
+      await withRuntime(cfg, async (rt) => {
+        await ensureLedger(rt);
+        const runs = await rt.ledger.recentRuns(limit);
+        if (runs.length === 0) console.log('no runs in the ledger');
+        for (const r of runs) {
+          console.log(
+            `${r.runId}  ${r.createdAt.toISOString()}  ${r.job} ${r.objectType}${r.dryRun ? ' (dry run)' : ''}  ${r.source}`,
+          );
+        }
+        return EXIT.ok;
+      });
     });
 }

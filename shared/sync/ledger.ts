@@ -7,7 +7,7 @@
  * BLOCKS_PER_CHUNK rows. All writes are upserts keyed by the block's stable identity (range, seq), so a
  * redelivered message or a retried invocation rewrites the same row instead of double-counting.
  */
-import { type CassandraClient, pagedRows } from '#shared/clients/cassandra.ts';
+import { type CassandraClient, pagedRows, type Row } from '#shared/clients/cassandra.ts';
 import type { Job, RunSettings } from '#shared/sync/messages.ts';
 
 export const BLOCKS_PER_CHUNK = 1000;
@@ -70,6 +70,23 @@ export interface BlockOutcome {
   updatedAt?: Date;
 }
 
+function toRunRecord(r: Row): RunRecord {
+  return {
+    runId: r.run_id,
+    job: r.job as Job,
+    objectType: r.object_type,
+    dryRun: r.dry_run,
+    verify: r.verify,
+    blockSize: r.block_size,
+    sleepMs: r.sleep_ms,
+    source: r.source,
+    createdAt: r.created_at,
+    ranges: r.ranges,
+    parentRun: r.parent_run,
+    params: JSON.parse(r.params ?? '{}'),
+  };
+}
+
 export class Ledger {
   readonly client: CassandraClient;
   readonly ks: string;
@@ -105,21 +122,15 @@ export class Ledger {
   async getRun(runId: string): Promise<RunRecord | null> {
     const rs = await this.client.execute(`SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [runId]);
     const r = rs.first();
-    if (!r) return null;
-    return {
-      runId: r.run_id,
-      job: r.job as Job,
-      objectType: r.object_type,
-      dryRun: r.dry_run,
-      verify: r.verify,
-      blockSize: r.block_size,
-      sleepMs: r.sleep_ms,
-      source: r.source,
-      createdAt: r.created_at,
-      ranges: r.ranges,
-      parentRun: r.parent_run,
-      params: JSON.parse(r.params ?? '{}'),
-    };
+    return r ? toRunRecord(r) : null;
+  }
+
+  /** Recent runs, newest first. The runs table is small (one row per run, 90-day TTL), so a scan is fine. */
+  async recentRuns(limit = 20): Promise<RunRecord[]> {
+    const runs: RunRecord[] = [];
+    for await (const r of pagedRows(this.client, `SELECT * FROM ${this.ks}.runs`, [], 1000))
+      runs.push(toRunRecord(r));
+    return runs.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, limit);
   }
 
   async setRange(runId: string, p: RangeProgress): Promise<void> {

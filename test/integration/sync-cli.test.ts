@@ -337,6 +337,16 @@ describe('sunbird-dataops sync', () => {
     }
   });
 
+  test('runs lists the ledger’s runs, newest first', async () => {
+    const r = await cli(['runs', '--limit', '3']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.ok(lines.length >= 1 && lines.length <= 3);
+    const stamps = lines.map((l) => l.split(/\s+/)[1]!);
+    assert.deepEqual([...stamps].sort().reverse(), stamps, 'newest first');
+    assert.match(lines[0]!, /^(sync|kcdel)-(user|organisation)-\S+ {2}\d{4}-/);
+  });
+
   test('bad input exits 2 with a one-line reason', async () => {
     const missing = await cli(['sync', '--table', 'user', '--id-file', '/nonexistent/ids.csv']);
     assert.equal(missing.code, 2);
