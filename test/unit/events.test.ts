@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { SQSEvent } from 'aws-lambda';
-import { blockSchema, parseMessage } from '#shared/sync/messages.ts';
+import { blockSchema, parseMessage, scanTaskSchema } from '#shared/sync/messages.ts';
 import { startPayloadSchema } from '#shared/sync/payload.ts';
 
 const fixture = (name: string): unknown =>
@@ -72,5 +72,24 @@ describe('sync job event fixtures', () => {
       assert.ok(block.ids.length <= block.run.blockSize);
       assert.deepEqual(blockSchema.parse(JSON.parse(rec.body)), block);
     }
+  });
+
+  it('the scan-queue event carries a fresh scan task and a continuation with its checkpoint', () => {
+    const event = fixture('sqs-fanout-scan-tasks.json') as SQSEvent;
+    const [fresh, continued] = event.Records.map((r) => parseMessage(scanTaskSchema, r.body));
+    assert.equal(fresh?.checkpoint, undefined);
+    assert.ok(continued?.checkpoint && continued.checkpoint.nextSeq > 0 && continued.checkpoint.pageState);
+    for (const r of event.Records) {
+      assert.equal(r.md5OfBody, createHash('md5').update(r.body).digest('hex'));
+      assert.match(r.eventSourceARN, /:sunbird-dataops-\w+-scan$/);
+    }
+  });
+
+  it('the delete-queue event carries a Keycloak job block with its realm', () => {
+    const event = fixture('sqs-delete-keycloak-users.json') as SQSEvent;
+    const block = parseMessage(blockSchema, event.Records[0]!.body);
+    assert.equal(block.run.job, 'delete-keycloak-users');
+    assert.equal(block.realm, 'sunbird');
+    assert.match(event.Records[0]!.eventSourceARN, /:sunbird-dataops-\w+-delete$/);
   });
 });
