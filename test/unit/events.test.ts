@@ -92,4 +92,12 @@ describe('sync job event fixtures', () => {
     assert.equal(block.realm, 'sunbird');
     assert.match(event.Records[0]!.eventSourceARN, /:sunbird-dataops-\w+-delete$/);
   });
+
+  it('the Keycloak deletion payload starts a dry run for one realm within the limit', () => {
+    const p = startPayloadSchema.parse(fixture('fanout-delete-keycloak-users-dry-run.json'));
+    assert.equal(p.job, 'delete-keycloak-users');
+    assert.equal(p.realm, 'sunbird');
+    assert.equal(p.limit, 20000);
+    assert.equal(p.dryRun, true);
+  });
 });
