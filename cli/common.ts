@@ -16,6 +16,32 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Setting groups shared by the commands (the order is the order of `--help`). */
+export const CASSANDRA_CONNECTION: SettingKey[] = [
+  'cassandra.hosts',
+  'cassandra.port',
+  'cassandra.username',
+  'cassandra.password',
+  'cassandra.localDataCenter',
+  'cassandra.tls',
+];
+/** What a sync of ids needs: the original job's parameters, Cassandra and the ledger. */
+export const SYNC_CORE: SettingKey[] = [
+  'syncApi.endpoint',
+  'syncApi.apiKey',
+  'sync.blockSize',
+  'sync.sleepMs',
+  'sync.idFile',
+  'sync.dryRun',
+  'sync.verify',
+  'syncApi.maxRetries',
+  'syncApi.timeoutMs',
+  ...CASSANDRA_CONNECTION,
+  'cassandra.consistency',
+  'cassandra.keyspace',
+  'cassandra.opsKeyspace',
+];
+
 /** Adds one option per setting, named by its flag; booleans also get `--no-…`. */
 export function addSettingOptions(cmd: Command, keys: SettingKey[]): Command {
   for (const key of keys) {

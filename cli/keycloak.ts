@@ -14,6 +14,7 @@ import {
   EXIT,
   fail,
   formatDuration,
+  SYNC_CORE,
   UsageError,
   withRuntime,
 } from '#cli/common.ts';
@@ -37,24 +38,7 @@ import type { SyncRuntime } from '#shared/sync/runtime.ts';
 import { TalendLogs } from '#shared/sync/talend-log.ts';
 
 export const KEYCLOAK_SETTINGS: SettingKey[] = [
-  'syncApi.endpoint',
-  'syncApi.apiKey',
-  'sync.blockSize',
-  'sync.sleepMs',
-  'sync.idFile',
-  'sync.dryRun',
-  'sync.verify',
-  'syncApi.maxRetries',
-  'syncApi.timeoutMs',
-  'cassandra.hosts',
-  'cassandra.port',
-  'cassandra.username',
-  'cassandra.password',
-  'cassandra.localDataCenter',
-  'cassandra.tls',
-  'cassandra.consistency',
-  'cassandra.keyspace',
-  'cassandra.opsKeyspace',
+  ...SYNC_CORE,
   'postgres.url',
   'postgres.password',
   'keycloak.baseUrl',

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import {
   addSettingOptions,
+  CASSANDRA_CONNECTION,
   configFromOptions,
   EXIT,
   fail,
@@ -23,15 +24,7 @@ import { type RunSummary, summarise } from '#shared/sync/ledger.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 import { TalendLogs } from '#shared/sync/talend-log.ts';
 
-const REPORT_SETTINGS: SettingKey[] = [
-  'cassandra.hosts',
-  'cassandra.port',
-  'cassandra.username',
-  'cassandra.password',
-  'cassandra.localDataCenter',
-  'cassandra.tls',
-  'cassandra.opsKeyspace',
-];
+const REPORT_SETTINGS: SettingKey[] = [...CASSANDRA_CONNECTION, 'cassandra.opsKeyspace'];
 
 export function formatSummary(s: RunSummary): string {
   const r = s.run;
