@@ -18,9 +18,8 @@ import {
 } from '#cli/common.ts';
 import { effectivePacing, type FlatConfig, type SettingKey } from '#shared/config.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
-import { summarise } from '#shared/sync/ledger.ts';
 import { type LocalRunResult, runLocal } from '#shared/sync/local.ts';
-import { type StartRunRequest, startRun } from '#shared/sync/run.ts';
+import { retryRequest, type StartRunRequest, startRun } from '#shared/sync/run.ts';
 import type { SyncRuntime } from '#shared/sync/runtime.ts';
 import { TalendLogs } from '#shared/sync/talend-log.ts';
 
@@ -267,32 +266,18 @@ export function registerSyncCommands(program: Command): void {
       }
       await withRuntime(cfg, async (rt) => {
         await ensureLedger(rt);
-        const summary = await summarise(rt.ledger, runId);
-        if (!summary) throw new UsageError(`no run ${runId} in the ledger (${cfg['cassandra.opsKeyspace']})`);
-        const ids = [...new Set(summary.failures.map((f) => f.id))];
-        if (ids.length === 0) {
+        const req = await retryRequest(rt.ledger, runId, cfg['cassandra.keyspace']);
+        if (!req?.ids) {
           console.log(`run ${runId} has no failed ids; nothing to retry`);
           return EXIT.ok;
         }
-        const prior = summary.run;
         const explicitDryRun =
           opts.dryRun !== undefined || (opts.context_param as string[]).some((p) => p.startsWith('dry_run'));
-        process.stderr.write(`retrying ${ids.length} failed id(s) of ${runId}\n`);
+        process.stderr.write(`retrying ${req.ids.length} failed id(s) of ${runId}\n`);
         return execute(
           rt,
-          {
-            job: 'sync',
-            objectType: prior.objectType,
-            table: prior.objectType === 'organisation' ? 'organisation' : 'user',
-            keyspace: cfg['cassandra.keyspace'],
-            dryRun: explicitDryRun ? cfg['sync.dryRun'] : prior.dryRun,
-            verify: prior.verify,
-            blockSize: prior.blockSize,
-            sleepMs: prior.sleepMs,
-            ids,
-            source: `retry of ${runId}`,
-            parentRun: runId,
-          },
+          // This command re-syncs; it never re-runs a deletion stage.
+          { ...req, job: 'sync', dryRun: explicitDryRun ? cfg['sync.dryRun'] : req.dryRun },
           x,
         );
       });

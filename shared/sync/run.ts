@@ -117,32 +117,31 @@ export class RunNotFoundError extends Error {
   override name = 'RunNotFoundError';
 }
 
-/** A new run over exactly the failed ids of an earlier one (failed blocks and unconfirmed ids). */
-export async function retryRun(
+/**
+ * The request for a new run over exactly the failed ids of an earlier one (failed blocks and
+ * unconfirmed ids), with the earlier run's settings; null when nothing failed.
+ */
+export async function retryRequest(
+  ledger: Ledger,
   runId: string,
-  deps: StartRunDeps & { keyspace: string },
-  overrides: Partial<Pick<RunSettings, 'dryRun' | 'sleepMs' | 'blockSize' | 'verify'>> = {},
-): Promise<StartedRun & { failedIds: number }> {
-  const summary = await summarise(deps.ledger, runId);
-  if (!summary) throw new RunNotFoundError(`no run ${runId} in the ledger`);
+  keyspace: string,
+): Promise<StartRunRequest | null> {
+  const summary = await summarise(ledger, runId);
+  if (!summary) throw new RunNotFoundError(`no run ${runId} in the ledger (${ledger.ks})`);
   const ids = [...new Set(summary.failures.map((f) => f.id))];
+  if (ids.length === 0) return null;
   const prior = summary.run;
-  if (ids.length === 0) return { runId: '', run: prior, tasks: 0, ids: 0, blocks: 0, failedIds: 0 };
-  const started = await startRun(
-    {
-      job: prior.job,
-      objectType: prior.objectType,
-      table: prior.objectType === 'organisation' ? 'organisation' : 'user',
-      keyspace: deps.keyspace,
-      dryRun: overrides.dryRun ?? prior.dryRun,
-      verify: overrides.verify ?? prior.verify,
-      blockSize: overrides.blockSize ?? prior.blockSize,
-      sleepMs: overrides.sleepMs ?? prior.sleepMs,
-      ids,
-      source: `retry of ${runId}`,
-      parentRun: runId,
-    },
-    deps,
-  );
-  return { ...started, failedIds: ids.length };
+  return {
+    job: prior.job,
+    objectType: prior.objectType,
+    table: prior.objectType === 'organisation' ? 'organisation' : 'user',
+    keyspace,
+    dryRun: prior.dryRun,
+    verify: prior.verify,
+    blockSize: prior.blockSize,
+    sleepMs: prior.sleepMs,
+    ids,
+    source: `retry of ${runId}`,
+    parentRun: runId,
+  };
 }
