@@ -59,10 +59,6 @@ export function seededUserIds(seed: number, count: number): string[] {
   return Array.from({ length: count }, (_, i) => seededId(seed, 'user', i));
 }
 
-export function seededOrgIds(seed: number, count: number): string[] {
-  return Array.from({ length: count }, (_, i) => seededId(seed, 'org', i));
-}
-
 export async function seed(
   client: CassandraClient,
   opts: SeedOptions,

@@ -4,7 +4,6 @@
  * a block the Sync API accepted moves on to the delete queue — a block whose sync failed never does.
  */
 import type { SyncApiClient, SyncCallResult } from '#shared/clients/sync-api.ts';
-import { buildSyncRequestBody } from '#shared/clients/sync-api.ts';
 import type { MessageQueue } from '#shared/queue.ts';
 import type { BlockOutcome, Ledger } from '#shared/sync/ledger.ts';
 import type { Block } from '#shared/sync/messages.ts';
@@ -86,5 +85,3 @@ export async function processBlock(block: Block, deps: WorkerDeps): Promise<Bloc
   const retryable = !result.ok && (result.status === null || result.status === 429 || result.status >= 500);
   return { outcome, retryable };
 }
-
-export { buildSyncRequestBody };
