@@ -185,9 +185,10 @@ export class Ledger {
     );
   }
 
-  /** Every recorded block of a run, range by range, in (range, seq) order; memory stays per-page. */
-  async *blocks(runId: string, stage: Stage = 'sync'): AsyncGenerator<BlockOutcome> {
-    const ranges = (await this.ranges(runId)).sort((a, b) => a.rangeNo - b.rangeNo);
+  /** Every recorded block of a run, range by range, in (range, seq) order; memory stays per-page. Pass
+   * the run's ranges when they were already read. */
+  async *blocks(runId: string, stage: Stage = 'sync', known?: RangeProgress[]): AsyncGenerator<BlockOutcome> {
+    const ranges = [...(known ?? (await this.ranges(runId)))].sort((a, b) => a.rangeNo - b.rangeNo);
     for (const range of ranges) {
       // A range still being scanned may have more blocks than its last checkpoint says; read on until
       // a chunk comes back empty past the known count.
@@ -257,7 +258,7 @@ export async function summarise(
   let idsSucceeded = 0;
   let idsFailed = 0;
   const failures: Array<{ id: string; reason: string }> = [];
-  for await (const b of ledger.blocks(runId, stage)) {
+  for await (const b of ledger.blocks(runId, stage, ranges)) {
     recorded++;
     blocks[b.status]++;
     idsFailed += b.failedIds.length;
