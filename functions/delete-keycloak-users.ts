@@ -13,7 +13,7 @@ import { DeleteStageStopped, processDeleteBlock } from '#shared/keycloak/delete-
 import { KeycloakRuntime } from '#shared/keycloak/runtime.ts';
 import { createLogger } from '#shared/logger.ts';
 import { runtimeConfig } from '#shared/secrets.ts';
-import { type Block, blockSchema, type MessageError, parseMessage } from '#shared/sync/messages.ts';
+import { blockOfRecord } from '#shared/sync/messages.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 
 const logger = createLogger({ serviceName: 'delete-keycloak-users' });
@@ -31,16 +31,7 @@ async function record(rec: SQSRecord): Promise<void> {
     const s = sync;
     keycloak = new KeycloakRuntime(cfg, () => s.cassandra, logger);
   }
-  let block: Block;
-  try {
-    block = parseMessage(blockSchema, rec.body);
-  } catch (err) {
-    logger.error('malformed block message', {
-      messageId: rec.messageId,
-      error: (err as MessageError).message,
-    });
-    throw err;
-  }
+  const block = blockOfRecord(rec, logger);
   try {
     const { rows, retryable, warnings } = await processDeleteBlock(block, keycloak.stageDeps(sync.ledger));
     const failed = rows.filter((r) => r.outcome === 'failed');
@@ -77,7 +68,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
 }
 
 /** Closes the container's connections (tests, and local runs that import the handler). */
-export async function shutdown(): Promise<void> {
+export async function close(): Promise<void> {
   await Promise.all([keycloak?.close(), sync?.close()]);
   keycloak = undefined;
   sync = undefined;

@@ -8,7 +8,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createLogger } from '#shared/logger.ts';
 import { runtimeConfig } from '#shared/secrets.ts';
-import { type Block, blockSchema, type MessageError, parseMessage } from '#shared/sync/messages.ts';
+import { blockOfRecord } from '#shared/sync/messages.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 import { processBlock } from '#shared/sync/worker.ts';
 
@@ -22,18 +22,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function record(rec: SQSRecord): Promise<void> {
   runtime ??= new SyncRuntime(await runtimeConfig());
-  let block: Block;
-  try {
-    block = parseMessage(blockSchema, rec.body);
-  } catch (err) {
-    // Redelivery cannot fix a malformed message; it goes on to the dead-letter queue, where it stays
-    // inspectable, and the rest of the batch proceeds.
-    logger.error('malformed block message', {
-      messageId: rec.messageId,
-      error: (err as MessageError).message,
-    });
-    throw err;
-  }
+  const block = blockOfRecord(rec, logger);
   const paced = !block.run.dryRun && block.run.sleepMs > 0;
   if (paced && nextCallAt > Date.now()) await sleep(nextCallAt - Date.now());
   const deleteQueue = block.run.job === 'delete-keycloak-users' ? runtime.queue('delete') : undefined;

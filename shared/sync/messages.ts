@@ -84,3 +84,20 @@ export function parseMessage<T extends z.ZodType>(schema: T, body: string): z.ou
   }
   return parsed.data;
 }
+
+/**
+ * The block in an SQS record, for the queue-triggered workers. A malformed message is logged and
+ * rethrown: redelivery cannot fix it, so it goes on to the dead-letter queue, where it stays
+ * inspectable, while the rest of the batch proceeds.
+ */
+export function blockOfRecord(
+  record: { messageId: string; body: string },
+  logger: { error(message: string, attributes: Record<string, unknown>): void },
+): Block {
+  try {
+    return parseMessage(blockSchema, record.body);
+  } catch (err) {
+    logger.error('malformed block message', { messageId: record.messageId, error: (err as Error).message });
+    throw err;
+  }
+}

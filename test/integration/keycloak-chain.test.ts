@@ -134,7 +134,7 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
   });
 
   after(async () => {
-    await (await import('#functions/delete-keycloak-users.ts')).shutdown();
+    await (await import('#functions/delete-keycloak-users.ts')).close();
     await fx?.dispose();
     await standin?.close();
     await dropKeyspaces?.();

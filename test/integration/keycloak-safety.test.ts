@@ -251,7 +251,7 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
   });
 
   after(async () => {
-    await (await import('#functions/delete-keycloak-users.ts')).shutdown();
+    await (await import('#functions/delete-keycloak-users.ts')).close();
     await (await import('#functions/sync-block.ts')).close();
     await (await import('#functions/fanout.ts')).close();
     await weakApi?.close();
