@@ -46,7 +46,8 @@ async function main(): Promise<void> {
       ...(only ? { only } : {}),
       onStatement: (cql) => console.log(`  ${cql}`),
     });
-    console.log(`schema ready: ${Object.values(ks).join(', ')}`);
+    const created = only ?? (['sunbird', 'courses', 'ops'] as const);
+    console.log(`schema ready: ${created.map((part) => ks[part]).join(', ')}`);
   } finally {
     await client.shutdown();
   }
