@@ -86,6 +86,28 @@ describe('PostgreSQL pool', () => {
   });
 });
 
+describe('PostgreSQL pool, idle connection lost', () => {
+  test('a backend terminated under an idle connection is reported, not a crash, and the pool recovers', async () => {
+    const seen: string[] = [];
+    const pool = createPgPool({
+      url: 'postgres://postgres@127.0.0.1:5432/postgres',
+      max: 1,
+      onIdleError: (e) => seen.push(e.message),
+    });
+    const admin = createPgPool({ url: 'postgres://postgres@127.0.0.1:5432/postgres', max: 1 });
+    try {
+      const { rows } = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      for (let i = 0; i < 50 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.match(seen[0] ?? '', /terminating connection due to administrator command/);
+      const again = await pool.query<{ one: number }>('SELECT 1 AS one');
+      assert.equal(again.rows[0]?.one, 1, 'the next query gets a fresh connection');
+    } finally {
+      await Promise.all([pool.end(), admin.end()]);
+    }
+  });
+});
+
 describe('SQS queue adapter', () => {
   test('sends any number of messages in batches of at most 10 and 256 KB', async () => {
     const q = await isolatedQueue(sqs, 'adapter');
