@@ -18,10 +18,12 @@ import {
 } from '#scripts/services/keycloak.ts';
 import { createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createPgPool } from '#shared/clients/postgres.ts';
+import { mapLimit } from '#shared/core/concurrency.ts';
 import { createKeycloakAdminApi, type KeycloakAdminApi } from '#shared/keycloak/admin-api.ts';
-import { mapLimit } from '#shared/keycloak/concurrency.ts';
-import { type DeleteMode, deleteBlock } from '#shared/keycloak/delete-block.ts';
-import { cassandraUserDirectory } from '#shared/keycloak/user-directory.ts';
+import { cassandraUserDirectory } from '#shared/keycloak/cassandra-directory.ts';
+import { deleteBlock } from '#shared/keycloak/delete-block.ts';
+import type { DeleteMode } from '#shared/keycloak/ports.ts';
+import { pgDeleteDeps } from '#shared/keycloak/runtime.ts';
 import { migrate } from '#shared/schema.ts';
 import { blocksOf } from '#shared/sync/run.ts';
 
@@ -124,8 +126,8 @@ async function measure(way: string, fn: (ids: string[]) => Promise<void>): Promi
 const ours = (mode: DeleteMode) => async (ids: string[]) => {
   for (const block of blocksOf(ids, blockSize)) {
     const r = await deleteBlock(
-      { realm, ids: block, mode, dryRun: false },
-      { pool, directory, adminApi: api, protectedRoles: ['admin'] },
+      { realm, ids: block, dryRun: false },
+      pgDeleteDeps({ pool, directory, mode, adminApi: api, protectedRoles: ['admin'] }),
     );
     if (r.failed.length) throw new Error(`${mode}: ${r.failed.length} failed: ${r.failed[0]!.error}`);
   }

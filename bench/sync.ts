@@ -33,11 +33,14 @@ import { Pool } from 'undici';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { buildSyncRequestBody, SyncApiClient } from '#shared/clients/sync-api.ts';
-import { type MessageQueue, SqsQueue } from '#shared/queue.ts';
+import type { MessageQueue } from '#shared/queue/queue.ts';
+import { SqsQueue } from '#shared/queue/sqs.ts';
 import { migrate } from '#shared/schema.ts';
 import { seed, seededUserIds } from '#shared/seed/seed.ts';
-import { Ledger } from '#shared/sync/ledger.ts';
+import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import type { Block, RunSettings } from '#shared/sync/messages.ts';
+import type { RunLedger } from '#shared/sync/ports.ts';
 import { DEFAULT_FETCH_SIZE, planRanges, scanRange } from '#shared/sync/scan.ts';
 import { processBlock } from '#shared/sync/worker.ts';
 
@@ -160,7 +163,8 @@ async function fanOut(
 ): Promise<Omit<Measurement, 'peakRssMb' | 'peakHeapMb'>> {
   const started = performance.now();
   const run = benchRun();
-  const ranges = await planRanges(client, ks, 'user');
+  const source = new CassandraIdSource(client);
+  const ranges = await planRanges(source, ks, 'user');
   let next = 0;
   let ids = 0;
   let blocks = 0;
@@ -169,7 +173,7 @@ async function fanOut(
       const r = ranges[next++]!;
       const result = await scanRange(
         { type: 'scan', run, keyspace: ks, table: 'user', rangeNo: r.rangeNo, start: r.start, end: r.end },
-        { cassandra: client, queue, fetchSize },
+        { ids: source, queue, fetchSize },
       );
       ids += result.ids;
       blocks += result.blocks;
@@ -231,7 +235,7 @@ async function workerRaw(
 async function workerOurs(
   endpoint: string,
   blocks: Block[],
-  ledger: Ledger | undefined,
+  ledger: RunLedger | undefined,
 ): Promise<Omit<Measurement, 'peakRssMb' | 'peakHeapMb'>> {
   const syncApi = new SyncApiClient({
     endpoint,
@@ -272,7 +276,7 @@ async function child(role: string): Promise<void> {
       if (role === 'worker-raw') m = await workerRaw(values.endpoint!, blocks);
       else if (role === 'worker-ours') m = await workerOurs(values.endpoint!, blocks, undefined);
       else if (role === 'worker-ledger')
-        m = await workerOurs(values.endpoint!, blocks, new Ledger(client, opsKeyspace));
+        m = await workerOurs(values.endpoint!, blocks, new CassandraRunLedger(client, opsKeyspace));
       else throw new Error(`unknown role ${role}`);
     }
   } finally {
@@ -315,7 +319,7 @@ function measure(role: string, args: string[], env: NodeJS.ProcessEnv = {}): Pro
 
 /** Exact row count, range by range (server-side counts: nothing but the numbers crosses the wire). */
 async function countUsers(client: CassandraClient, ks: string): Promise<number> {
-  const ranges = await planRanges(client, ks, 'user', { splitsPerRange: 4 });
+  const ranges = await planRanges(new CassandraIdSource(client), ks, 'user', { splitsPerRange: 4 });
   let next = 0;
   let total = 0;
   await Promise.all(

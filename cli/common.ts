@@ -1,18 +1,18 @@
 import { type Command, Option } from 'commander';
+import { cassandraError, cassandraOptionsFrom } from '#shared/clients/cassandra.ts';
 import {
-  ConfigError,
   type FlatConfig,
   loadFlatConfig,
   parseContextParams,
   SETTINGS,
   type SettingKey,
 } from '#shared/config.ts';
+import { BadInputError, EXIT, exitCodeOf, oneLine } from '#shared/core/errors.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 
-/** Exit codes, as the runbooks expect: 0 all done, 1 some ids failed, 2 bad input or configuration. */
-export const EXIT = { ok: 0, someFailed: 1, badInput: 2 } as const;
+export { EXIT };
 
-export class UsageError extends Error {
+export class UsageError extends BadInputError {
   override name = 'UsageError';
 }
 
@@ -86,24 +86,19 @@ export function fail(message: string, code: number = EXIT.badInput): never {
   process.exit(code);
 }
 
-export function isInputError(err: unknown): boolean {
-  return (
-    err instanceof ConfigError ||
-    err instanceof UsageError ||
-    ['IdFileError', 'ZodError', 'MessageError', 'RunNotFoundError', 'KeycloakDataError'].includes(
-      (err as Error)?.name,
-    )
-  );
-}
-
 export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   return s < 60 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
+/** One line on stderr for an error, and the exit code its kind calls for. */
+export function failWith(err: unknown): never {
+  fail(oneLine(err), exitCodeOf(err));
+}
+
 /**
- * Runs a command body with the job's adapters, then exits with its code. Cassandra being unreachable
- * and bad input get their one-line reasons and exit codes; clients are always closed.
+ * Runs a command body with the job's adapters, then exits with its code. Errors get their one-line reason
+ * and the exit code of their kind (shared/core/errors.ts); clients are always closed.
  */
 export async function withRuntime(cfg: FlatConfig, fn: (rt: SyncRuntime) => Promise<number>): Promise<never> {
   const rt = new SyncRuntime(cfg);
@@ -112,10 +107,7 @@ export async function withRuntime(cfg: FlatConfig, fn: (rt: SyncRuntime) => Prom
     code = await fn(rt);
   } catch (err) {
     await rt.close().catch(() => {});
-    if ((err as Error)?.name === 'NoHostAvailableError') {
-      fail(`Cassandra is not reachable at ${cfg['cassandra.hosts'].join(',')}:${cfg['cassandra.port']}`);
-    }
-    fail((err as Error).message ?? String(err), isInputError(err) ? EXIT.badInput : EXIT.someFailed);
+    failWith(cassandraError(err, cassandraOptionsFrom(cfg)));
   }
   await rt.close();
   process.exit(code);

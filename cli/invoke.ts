@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { EXIT, fail } from '#cli/common.ts';
-import { createInvoker } from '#scripts/offline/invoke.ts';
+import { createInvoker } from '#shared/clients/lambda.ts';
 
 export function registerInvokeCommand(program: Command): void {
   program

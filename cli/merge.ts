@@ -8,12 +8,15 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { addSettingOptions, configFromOptions, EXIT, fail, isInputError, UsageError } from '#cli/common.ts';
-import { runMskBridge } from '#scripts/msk-bridge.ts';
+import { addSettingOptions, configFromOptions, EXIT, fail, UsageError } from '#cli/common.ts';
 import type { SettingKey } from '#shared/config.ts';
+import { exitCodeOf, kindOf, oneLine } from '#shared/core/errors.ts';
+import { TallyMetrics } from '#shared/core/metrics.ts';
 import { createLogger } from '#shared/logger.ts';
-import { decodeValue } from '#shared/merge/msk.ts';
-import { type MessageResult, processMergeMessage, TallyMetrics } from '#shared/merge/process.ts';
+import { runMskBridge } from '#shared/merge/bridge.ts';
+import { mergeRequestEvent } from '#shared/merge/events.ts';
+import { messagesOfEventFile } from '#shared/merge/msk.ts';
+import { type MessageResult, processMergeMessage } from '#shared/merge/process.ts';
 import { createMergeRuntime } from '#shared/merge/runtime.ts';
 
 const MERGE_SETTINGS: SettingKey[] = [
@@ -42,38 +45,12 @@ interface MergeCliOptions {
   [setting: string]: unknown;
 }
 
-/** The merge request as the platform sends it, for `--from/--to`. */
-function requestEvent(from: string, to: string): string {
-  const now = Date.now();
-  return JSON.stringify({
-    eid: 'BE_JOB_REQUEST',
-    ets: now,
-    mid: `LP.${now}.cli`,
-    actor: { id: 'Merge User Courses and Cert', type: 'System' },
-    context: { pdata: { ver: '1.0', id: 'org.sunbird.platform' } },
-    object: { type: 'MergeUserCoursesAndCert', id: `${from}_${to}` },
-    edata: { action: 'merge-user-courses-and-cert', fromAccountId: from, toAccountId: to, iteration: 1 },
-  });
-}
-
-/** `--event` takes a merge event, or an MSK event (e.g. events/msk-merge-user-courses.json): its records. */
-function eventValues(file: string): string[] {
-  let text: string;
+function readEventFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw new UsageError(`cannot read --event ${file}: ${(err as Error).message}`);
   }
-  try {
-    const parsed = JSON.parse(text) as { eventSource?: string; records?: Record<string, unknown[]> };
-    if (parsed?.eventSource === 'aws:kafka' && parsed.records)
-      return Object.values(parsed.records)
-        .flat()
-        .map((r) => decodeValue(r as never).toString('utf8'));
-  } catch {
-    // Not JSON: still a message to validate (and report), like a bad record on the topic.
-  }
-  return [text];
 }
 
 function describe(result: MessageResult): string {
@@ -120,7 +97,9 @@ export function registerMergeCommand(program: Command): Command {
       );
       if (modes.length !== 1) throw new UsageError('give either --from and --to, or --event, or --bridge');
       if (!opts.event && (!opts.from || !opts.to)) throw new UsageError('--from and --to go together');
-      const values = opts.event ? eventValues(opts.event) : [requestEvent(opts.from!, opts.to!)];
+      const values = opts.event
+        ? messagesOfEventFile(readEventFile(opts.event))
+        : [mergeRequestEvent(opts.from!, opts.to!)];
       const metrics = new TallyMetrics();
       const runtime = createMergeRuntime(cfg, metrics);
       let code: number = EXIT.ok;
@@ -135,8 +114,8 @@ export function registerMergeCommand(program: Command): Command {
       }
       process.exitCode = code;
     } catch (err) {
-      if (isInputError(err)) fail((err as Error).message, EXIT.badInput);
-      fail(`merge did not complete: ${err instanceof Error ? err.message : String(err)}`, EXIT.someFailed);
+      if (kindOf(err) === 'bad-input') fail(oneLine(err), exitCodeOf(err));
+      fail(`merge did not complete: ${oneLine(err)}`, exitCodeOf(err));
     }
   });
   return cmd;

@@ -11,73 +11,80 @@ import {
   CASSANDRA_CONNECTION,
   configFromOptions,
   EXIT,
-  fail,
-  isInputError,
+  failWith,
   UsageError,
   withRuntime,
 } from '#cli/common.ts';
-import { ensureLedger } from '#cli/sync.ts';
-import { buildSyncRequestBody } from '#shared/clients/sync-api.ts';
 import type { FlatConfig, SettingKey } from '#shared/config.ts';
-import { DeletionLedger } from '#shared/keycloak/deletion-ledger.ts';
-import { type RunSummary, summarise } from '#shared/sync/ledger.ts';
-import { SyncRuntime } from '#shared/sync/runtime.ts';
-import { TalendLogs } from '#shared/sync/talend-log.ts';
+import { CassandraDeletionRecords } from '#shared/keycloak/cassandra-records.ts';
+import { deletionCounts } from '#shared/keycloak/lists.ts';
+import { KEYCLOAK_JOB } from '#shared/keycloak/start.ts';
+import { writeTalendLogsFromLedger } from '#shared/sync/outputs.ts';
+import { RunNotFoundError } from '#shared/sync/run.ts';
+import type { SyncRuntime } from '#shared/sync/runtime.ts';
+import { formatSummary, type RunSummary, summarise } from '#shared/sync/summary.ts';
 
 const REPORT_SETTINGS: SettingKey[] = [...CASSANDRA_CONNECTION, 'cassandra.opsKeyspace'];
 
-export function formatSummary(s: RunSummary): string {
-  const r = s.run;
-  const status = s.complete
-    ? s.idsFailed > 0 || s.blocks.failed > 0
-      ? 'finished with failures'
-      : 'finished'
-    : s.ranges.done < s.ranges.total
-      ? 'enumerating'
-      : 'syncing';
-  return [
-    `run ${r.runId} — ${r.job} ${r.objectType}${r.dryRun ? ' (dry run)' : ''}${r.verify ? ' (verified)' : ''}: ${status}`,
-    `  started ${r.createdAt.toISOString()} from ${r.source}${r.parentRun ? ` (retry of ${r.parentRun})` : ''}`,
-    `  block size ${r.blockSize}, sleep ${r.sleepMs} ms`,
-    `  token ranges scanned: ${s.ranges.done}/${s.ranges.total}`,
-    `  ids enumerated: ${s.idsEnumerated} in ${s.blocksExpected} blocks`,
-    `  blocks: ${s.blocks.succeeded} accepted, ${s.blocks.partial} partly confirmed, ${s.blocks.failed} failed, ${s.blocks['dry-run']} dry run, ${s.blocksPending} pending`,
-    `  ids synced: ${s.idsSucceeded}, failed: ${s.idsFailed}`,
-    ...(s.failures.length
-      ? ['  first failures:', ...s.failures.slice(0, 5).map((f) => `    ${f.id}: ${f.reason}`)]
-      : []),
-  ].join('\n');
-}
-
-/** For the Keycloak job: how many ids ended in each deletion outcome. */
-export async function deletionCounts(rt: SyncRuntime, runId: string): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for await (const row of new DeletionLedger(rt.ledger).rows(runId))
-    counts[row.outcome] = (counts[row.outcome] ?? 0) + 1;
-  return counts;
-}
-
-export async function writeTalendLogsFromLedger(
-  rt: SyncRuntime,
-  runId: string,
-  dir: string,
-  stamp = Date.now(),
-): Promise<{ success: string; failure: string; calls: number }> {
-  const run = await rt.ledger.getRun(runId);
-  if (!run) throw new Error(`no run ${runId}`);
-  const logs = await TalendLogs.open(dir, stamp);
+/** Writes a list of ids, one per line. */
+async function writeIds(path: string, ids: Iterable<string> | AsyncIterable<string>): Promise<number> {
+  const w = createWriteStream(path);
   let n = 0;
-  for await (const b of rt.ledger.blocks(runId)) {
-    if (b.status === 'dry-run') continue;
-    logs.append(
-      b.status !== 'failed',
-      ++n,
-      buildSyncRequestBody(run.objectType, b.ids, run.verify),
-      b.response ?? '',
-    );
+  for await (const id of ids) {
+    w.write(`${id}\n`);
+    n++;
   }
-  await logs.close();
-  return { success: logs.successPath, failure: logs.failurePath, calls: n };
+  await new Promise((r) => w.end(r));
+  return n;
+}
+
+async function* everyId(rt: SyncRuntime, runId: string): AsyncGenerator<string> {
+  for await (const b of rt.ledger.blocks(runId)) yield* b.ids;
+}
+
+/** The report's exports (`--logs`, `--failed-ids`, `--ids`) into `out`. */
+async function exportFiles(
+  rt: SyncRuntime,
+  summary: RunSummary,
+  opts: Record<string, unknown>,
+  out: string,
+): Promise<void> {
+  const runId = summary.run.runId;
+  if (opts.logs || opts.failedIds || opts.ids) await mkdir(out, { recursive: true });
+  if (opts.logs) {
+    const written = await writeTalendLogsFromLedger(rt.ledger, runId, out);
+    console.log(`logs (${written.calls} calls): ${written.success}\n      ${written.failure}`);
+  }
+  if (opts.failedIds) {
+    const path =
+      typeof opts.failedIds === 'string' ? resolve(opts.failedIds) : join(out, `failedIds_${runId}.txt`);
+    const n = await writeIds(path, new Set(summary.failures.map((f) => f.id)));
+    console.log(`failed ids (${n}): ${path} — use it as --id-file`);
+  }
+  if (opts.ids) {
+    const path = typeof opts.ids === 'string' ? resolve(opts.ids) : join(out, 'syncIds.csv');
+    const n = await writeIds(path, everyId(rt, runId));
+    console.log(`ids (${n}): ${path}`);
+  }
+}
+
+async function report(rt: SyncRuntime, runId: string, opts: Record<string, unknown>): Promise<number> {
+  await rt.ledger.ready();
+  const summary = await summarise(rt.ledger, runId);
+  if (!summary)
+    throw new RunNotFoundError(`no run ${runId} in the ledger (${rt.cfg['cassandra.opsKeyspace']})`);
+  let code: number = summary.idsFailed > 0 || summary.blocks.failed > 0 ? EXIT.someFailed : EXIT.ok;
+  if (opts.json) console.log(JSON.stringify({ ...summary, failures: summary.failures.length }, null, 2));
+  else console.log(formatSummary(summary));
+  if (summary.run.job === KEYCLOAK_JOB) {
+    const records = new CassandraDeletionRecords(rt.cassandra, rt.cfg['cassandra.opsKeyspace']);
+    const counts = await deletionCounts(rt.ledger, records, runId);
+    const parts = Object.entries(counts).map(([k, n]) => `${k} ${n}`);
+    console.log(`  deletion stage: ${parts.length ? parts.join(', ') : 'no block deleted yet'}`);
+    if ((counts.failed ?? 0) > 0) code = EXIT.someFailed;
+  }
+  await exportFiles(rt, summary, opts, resolve((opts.out as string) ?? '.'));
+  return code;
 }
 
 export function registerReportCommand(program: Command): void {
@@ -95,58 +102,9 @@ export function registerReportCommand(program: Command): void {
       try {
         cfg = configFromOptions(opts, REPORT_SETTINGS);
       } catch (err) {
-        fail((err as Error).message);
+        failWith(err);
       }
-      const rt = new SyncRuntime(cfg);
-      let code: number = EXIT.ok;
-      try {
-        await ensureLedger(rt);
-        const summary = await summarise(rt.ledger, runId);
-        if (!summary) fail(`no run ${runId} in the ledger (${cfg['cassandra.opsKeyspace']})`);
-        const out = resolve((opts.out as string) ?? '.');
-        if (opts.logs || opts.failedIds || opts.ids) await mkdir(out, { recursive: true });
-        if (opts.json)
-          console.log(JSON.stringify({ ...summary, failures: summary.failures.length }, null, 2));
-        else console.log(formatSummary(summary));
-        if (summary.run.job === 'delete-keycloak-users') {
-          const counts = await deletionCounts(rt, runId);
-          const parts = Object.entries(counts).map(([k, n]) => `${k} ${n}`);
-          console.log(`  deletion stage: ${parts.length ? parts.join(', ') : 'no block deleted yet'}`);
-          if ((counts.failed ?? 0) > 0) code = EXIT.someFailed;
-        }
-        if (opts.logs) {
-          const written = await writeTalendLogsFromLedger(rt, runId, out);
-          console.log(`logs (${written.calls} calls): ${written.success}\n      ${written.failure}`);
-        }
-        if (opts.failedIds) {
-          const path =
-            typeof opts.failedIds === 'string'
-              ? resolve(opts.failedIds)
-              : join(out, `failedIds_${runId}.txt`);
-          const ids = [...new Set(summary.failures.map((f) => f.id))];
-          const w = createWriteStream(path);
-          for (const id of ids) w.write(`${id}\n`);
-          await new Promise((r) => w.end(r));
-          console.log(`failed ids (${ids.length}): ${path} — use it as --id-file`);
-        }
-        if (opts.ids) {
-          const path = typeof opts.ids === 'string' ? resolve(opts.ids) : join(out, 'syncIds.csv');
-          const w = createWriteStream(path);
-          let count = 0;
-          for await (const b of rt.ledger.blocks(runId)) {
-            for (const id of b.ids) w.write(`${id}\n`);
-            count += b.ids.length;
-          }
-          await new Promise((r) => w.end(r));
-          console.log(`ids (${count}): ${path}`);
-        }
-        if (summary.idsFailed > 0 || summary.blocks.failed > 0) code = EXIT.someFailed;
-      } catch (err) {
-        await rt.close().catch(() => {});
-        fail((err as Error).message, isInputError(err) ? EXIT.badInput : EXIT.someFailed);
-      }
-      await rt.close();
-      process.exit(code);
+      await withRuntime(cfg, (rt) => report(rt, runId, opts));
     });
 }
 
@@ -162,10 +120,10 @@ export function registerRunsCommand(program: Command): void {
         limit = Number(opts.limit);
         if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit expects a whole number ≥ 1');
       } catch (err) {
-        fail((err as Error).message);
+        failWith(err);
       }
       await withRuntime(cfg, async (rt) => {
-        await ensureLedger(rt);
+        await rt.ledger.ready();
         const runs = await rt.ledger.recentRuns(limit);
         if (runs.length === 0) console.log('no runs in the ledger');
         for (const r of runs) {

@@ -1,27 +1,27 @@
 /**
- * `sunbird-dataops sync` — the drop-in for Sync_run.sh — and `retry <runId>`.
+ * `sunbird-dataops sync` — the drop-in for Sync_run.sh — and `retry <runId>`: options in, a run through
+ * the sync cores (shared/sync/local.ts), progress and a summary out.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import {
   addSettingOptions,
   configFromOptions,
   EXIT,
-  fail,
+  failWith,
   formatDuration,
   SYNC_CORE,
   UsageError,
   withRuntime,
 } from '#cli/common.ts';
-import { effectivePacing, type FlatConfig, type SettingKey } from '#shared/config.ts';
+import type { FlatConfig, SettingKey } from '#shared/config.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
 import { type LocalRunResult, runLocal } from '#shared/sync/local.ts';
+import { RunOutputs } from '#shared/sync/outputs.ts';
+import { syncRequest } from '#shared/sync/request.ts';
 import { retryRequest, type StartRunRequest, startRun } from '#shared/sync/run.ts';
 import type { SyncRuntime } from '#shared/sync/runtime.ts';
-import { TalendLogs } from '#shared/sync/talend-log.ts';
 
 export const SYNC_SETTINGS: SettingKey[] = [
   'sync.table',
@@ -42,52 +42,34 @@ interface ExecOptions {
   target: 'local' | 'aws';
   concurrency: number;
   scanConcurrency: number;
-  quiet?: boolean;
 }
 
-export async function ensureLedger(rt: SyncRuntime): Promise<void> {
-  const ks = rt.cfg['cassandra.opsKeyspace'];
-  const rs = await rt.cassandra.execute(
-    'SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?',
-    [ks],
+/** Hands a run to the deployed stack: only the start (scan tasks or id blocks) happens here. */
+async function enqueue(rt: SyncRuntime, req: StartRunRequest): Promise<number> {
+  const blockQueue = rt.queue('sync');
+  const scanQueue = rt.hasQueue('scan') ? rt.queue('scan') : undefined;
+  if (!req.ids && !scanQueue)
+    throw new UsageError('--target aws with a full scan needs --scan-queue-url (SCAN_QUEUE_URL)');
+  const started = await startRun(req, {
+    ids: rt.ids,
+    ledger: rt.ledger,
+    blockQueue,
+    scanQueue: scanQueue ?? blockQueue,
+  });
+  console.log(
+    `run ${started.runId} handed to the deployed stack: ${started.tasks ? `${started.tasks} scan tasks` : `${started.blocks} blocks (${started.ids} ids)`} enqueued`,
   );
-  if (!rs.rows.some((r) => r.table_name === 'run_blocks')) {
-    throw new UsageError(
-      `the run ledger keyspace "${ks}" is missing: create it with \`npm run migrate -- --only ops\``,
-    );
-  }
+  console.log(`follow it with: sunbird-dataops report ${started.runId}`);
+  return EXIT.ok;
 }
 
-/** Runs a prepared request locally (embedded or real queue) or hands it to the deployed stack. */
-export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOptions): Promise<number> {
-  const cfg = rt.cfg;
-  await mkdir(x.out, { recursive: true });
-  if (x.target === 'aws') {
-    const blockQueue = rt.queue('sync');
-    const scanQueue = rt.hasQueue('scan') ? rt.queue('scan') : undefined;
-    if (!req.ids && !scanQueue)
-      throw new UsageError('--target aws with a full scan needs --scan-queue-url (SCAN_QUEUE_URL)');
-    const started = await startRun(req, {
-      cassandra: rt.cassandra,
-      ledger: rt.ledger,
-      blockQueue,
-      scanQueue: scanQueue ?? blockQueue,
-    });
-    console.log(
-      `run ${started.runId} handed to the deployed stack: ${started.tasks ? `${started.tasks} scan tasks` : `${started.blocks} blocks (${started.ids} ids)`} enqueued`,
-    );
-    console.log(`follow it with: sunbird-dataops report ${started.runId}`);
-    return EXIT.ok;
-  }
-
-  const tty = Boolean(process.stderr.isTTY) && !x.quiet;
-  const logs = req.dryRun ? undefined : await TalendLogs.open(x.out);
-  const idsCsvPath = join(x.out, 'syncIds.csv');
-  // A dry run without an id file leaves the list of ids that would be synced, as the original did.
-  const idsCsv = req.dryRun && !req.ids ? createWriteStream(idsCsvPath) : undefined;
+/** The progress bar on a terminal; otherwise the original's line after each call. */
+function progress(req: StartRunRequest) {
+  const tty = Boolean(process.stderr.isTTY);
+  const started = Date.now();
   let done = 0;
-  let failedIds = 0;
-  let enumerated = req.ids?.length ?? 0;
+  let failed = 0;
+  let total = req.ids?.length ?? 0;
   const bar = tty
     ? new cliProgress.SingleBar(
         {
@@ -98,41 +80,69 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
         cliProgress.Presets.shades_classic,
       )
     : undefined;
+  return {
+    start: () => bar?.start(Math.max(1, total), 0, { rate: 0, failed: 0 }),
+    enumerated: (n: number) => {
+      total = n;
+      bar?.setTotal(Math.max(1, n));
+    },
+    blockDone: (ids: number, failedIds: number) => {
+      done += ids;
+      failed += failedIds;
+      const rate = Math.round(done / Math.max(0.001, (Date.now() - started) / 1000));
+      if (bar) bar.update(done, { rate, failed });
+      else if (!req.dryRun) console.log(`Sync API call done for ${done}/${total} records...`);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+function summary(req: StartRunRequest, result: LocalRunResult, out: RunOutputs): string {
+  const logs = out.logs;
+  return [
+    `run ${result.runId} ${req.dryRun ? '(dry run) ' : ''}finished in ${formatDuration(result.durationMs)}`,
+    `  ids enumerated: ${result.idsEnumerated}`,
+    req.dryRun
+      ? `  blocks: ${result.blocks} (no API call made)`
+      : `  blocks: ${result.blocks} (${result.blocksSucceeded} accepted, ${result.blocksFailed} failed)`,
+    req.dryRun ? '' : `  ids synced: ${result.idsSucceeded}, failed: ${result.idsFailed}`,
+    logs ? `  logs: ${logs.successPath}\n        ${logs.failurePath}` : '',
+    out.idsCsvPath ? `  ids that would be synced: ${out.idsCsvPath}` : '',
+    result.idsFailed ? `  retry the failures: sunbird-dataops retry ${result.runId}` : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+/** Runs a prepared request here (in-process or through `--queue-url`), or hands it to the deployed stack. */
+export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOptions): Promise<number> {
+  if (x.target === 'aws') return enqueue(rt, req);
+  const cfg = rt.cfg;
+  const out = await RunOutputs.open(x.out, { dryRun: req.dryRun, givenIds: Boolean(req.ids) });
+  const bar = progress(req);
   let result: LocalRunResult;
-  const started = Date.now();
   try {
     result = await runLocal(
       req,
       {
-        cassandra: rt.cassandra,
+        ids: rt.ids,
         ledger: rt.ledger,
         syncApi: rt.syncApi,
-        ...(cfg['queues.sync'] ? { sqs: { client: rt.sqs, url: cfg['queues.sync'] } } : {}),
+        ...(cfg['queues.sync'] ? { blocks: rt.queue('sync') } : {}),
       },
       {
         onStarted: (run) => {
+          const what = req.ids ? `${req.ids.length} ids` : `${run.tasks} token sub-ranges`;
           process.stderr.write(
-            `run ${run.runId} started (${req.ids ? `${req.ids.length} ids` : `${run.tasks} token sub-ranges`}, ${cfg['queues.sync'] ? 'SQS queue' : 'in-process queue'})\n`,
+            `run ${run.runId} started (${what}, ${cfg['queues.sync'] ? 'SQS queue' : 'in-process queue'})\n`,
           );
-          bar?.start(Math.max(1, enumerated), 0, { rate: 0, failed: 0 });
+          bar.start();
         },
-        onEnumerated: (n) => {
-          enumerated = n;
-          bar?.setTotal(Math.max(1, n));
-        },
-        onCall: (_block, r, n) => logs?.append(r.ok, n, r.requestBody, r.responseBody || r.error || ''),
+        onEnumerated: (n) => bar.enumerated(n),
+        onCall: (_block, r, n) => out.call(r, n),
         onBlockDone: (block, outcome) => {
-          done += block.ids.length;
-          failedIds += outcome.failedIds.length;
-          if (idsCsv) idsCsv.write(`${block.ids.join('\n')}\n`);
-          if (bar) {
-            bar.update(done, {
-              rate: Math.round(done / Math.max(0.001, (Date.now() - started) / 1000)),
-              failed: failedIds,
-            });
-          } else if (!x.quiet && !req.dryRun) {
-            console.log(`Sync API call done for ${done}/${enumerated} records...`);
-          }
+          out.blockDone(block);
+          bar.blockDone(block.ids.length, outcome.failedIds.length);
         },
         log: (m) => process.stderr.write(`${m}\n`),
       },
@@ -143,55 +153,11 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
       },
     );
   } finally {
-    bar?.stop();
-    await logs?.close();
-    if (idsCsv) await new Promise((r) => idsCsv.end(r));
+    bar.stop();
+    await out.close();
   }
-  const lines = [
-    `run ${result.runId} ${req.dryRun ? '(dry run) ' : ''}finished in ${formatDuration(result.durationMs)}`,
-    `  ids enumerated: ${result.idsEnumerated}`,
-    req.dryRun
-      ? `  blocks: ${result.blocks} (no API call made)`
-      : `  blocks: ${result.blocks} (${result.blocksSucceeded} accepted, ${result.blocksFailed} failed)`,
-    req.dryRun ? '' : `  ids synced: ${result.idsSucceeded}, failed: ${result.idsFailed}`,
-    logs ? `  logs: ${logs.successPath}\n        ${logs.failurePath}` : '',
-    idsCsv ? `  ids that would be synced: ${idsCsvPath}` : '',
-    result.idsFailed ? `  retry the failures: sunbird-dataops retry ${result.runId}` : '',
-  ];
-  console.log(lines.filter(Boolean).join('\n'));
+  console.log(summary(req, result, out));
   return result.idsFailed > 0 ? EXIT.someFailed : EXIT.ok;
-}
-
-export function buildRequest(cfg: FlatConfig, ids: string[] | undefined, source: string): StartRunRequest {
-  const table =
-    cfg['sync.table'] ||
-    (cfg['sync.objectType'] === 'organisation'
-      ? 'organisation'
-      : cfg['sync.objectType'] === 'user'
-        ? 'user'
-        : '');
-  const objectType = cfg['sync.objectType'] || table;
-  if (!table || !objectType) {
-    throw new UsageError(
-      'say what to sync: --table user|organisation (sunbird_cassandra_table) or --object-type',
-    );
-  }
-  if (objectType === 'location')
-    throw new UsageError(
-      'objectType location has no Cassandra table here; sync locations by id file with --table user|organisation',
-    );
-  return {
-    job: 'sync',
-    objectType,
-    table,
-    keyspace: cfg['cassandra.keyspace'],
-    dryRun: cfg['sync.dryRun'],
-    verify: cfg['sync.verify'],
-    ...effectivePacing(cfg['sync.blockSize'], cfg['sync.sleepMs']),
-    ...(ids ? { ids } : {}),
-    source,
-    plan: { rowsPerTask: cfg['scan.rowsPerTask'], minTasks: cfg['scan.minTasks'] },
-  };
 }
 
 function execOptions(opts: Record<string, unknown>): ExecOptions {
@@ -209,6 +175,17 @@ function execOptions(opts: Record<string, unknown>): ExecOptions {
     concurrency: n('concurrency', opts.concurrency, 1),
     scanConcurrency: n('scan-concurrency', opts.scanConcurrency, 4),
   };
+}
+
+/** The ids of `--id-file` (with what was dropped said on stderr), or undefined for a full scan. */
+export async function idFileIds(cfg: FlatConfig, note = ''): Promise<string[] | undefined> {
+  if (!cfg['sync.idFile']) return undefined;
+  const { ids, stats } = await readIdFile(cfg['sync.idFile']);
+  const dropped = stats.blank + stats.duplicates;
+  process.stderr.write(
+    `id file: ${stats.ids} ids${note}${dropped ? ` (dropped ${stats.blank} blank line(s), ${stats.duplicates} duplicate(s))` : ''}\n`,
+  );
+  return ids;
 }
 
 export function registerSyncCommands(program: Command): void {
@@ -229,21 +206,16 @@ export function registerSyncCommands(program: Command): void {
       try {
         cfg = configFromOptions(opts, SYNC_SETTINGS);
         x = execOptions(opts);
-        let ids: string[] | undefined;
-        if (cfg['sync.idFile']) {
-          const read = await readIdFile(cfg['sync.idFile']);
-          ids = read.ids;
-          const dropped = read.stats.blank + read.stats.duplicates;
-          process.stderr.write(
-            `id file: ${read.stats.ids} ids${dropped ? ` (dropped ${read.stats.blank} blank line(s), ${read.stats.duplicates} duplicate(s))` : ''}\n`,
-          );
-        }
-        req = buildRequest(cfg, ids, ids ? `cli: id file ${cfg['sync.idFile']}` : 'cli: full scan');
+        const ids = await idFileIds(cfg);
+        req = syncRequest(cfg, {
+          ids,
+          source: ids ? `cli: id file ${cfg['sync.idFile']}` : 'cli: full scan',
+        });
       } catch (err) {
-        fail((err as Error).message);
+        failWith(err);
       }
       await withRuntime(cfg, async (rt) => {
-        await ensureLedger(rt);
+        await rt.ledger.ready();
         return execute(rt, req, x);
       });
     });
@@ -262,10 +234,10 @@ export function registerSyncCommands(program: Command): void {
         cfg = configFromOptions(opts, SYNC_SETTINGS);
         x = execOptions(opts);
       } catch (err) {
-        fail((err as Error).message);
+        failWith(err);
       }
       await withRuntime(cfg, async (rt) => {
-        await ensureLedger(rt);
+        await rt.ledger.ready();
         const req = await retryRequest(rt.ledger, runId, cfg['cassandra.keyspace']);
         if (!req?.ids) {
           console.log(`run ${runId} has no failed ids; nothing to retry`);
@@ -274,12 +246,7 @@ export function registerSyncCommands(program: Command): void {
         const explicitDryRun =
           opts.dryRun !== undefined || (opts.context_param as string[]).some((p) => p.startsWith('dry_run'));
         process.stderr.write(`retrying ${req.ids.length} failed id(s) of ${runId}\n`);
-        return execute(
-          rt,
-          // This command re-syncs; it never re-runs a deletion stage.
-          { ...req, job: 'sync', dryRun: explicitDryRun ? cfg['sync.dryRun'] : req.dryRun },
-          x,
-        );
+        return execute(rt, { ...req, dryRun: explicitDryRun ? cfg['sync.dryRun'] : req.dryRun }, x);
       });
     });
 }

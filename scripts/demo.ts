@@ -13,18 +13,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatSummary } from '#cli/report.ts';
 import { LOCAL_QUEUES, localQueueUrl, SQS_ENDPOINT, SQS_REGION } from '#scripts/services/elasticmq.ts';
 import { ensureServices } from '#scripts/services.ts';
 import { startSyncApiStandin } from '#scripts/sync-api-standin.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
+import { SqsQueue } from '#shared/queue/sqs.ts';
 import { DEFAULT_KEYSPACES, migrate } from '#shared/schema.ts';
 import { seed } from '#shared/seed/seed.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import type { StartRunRequest } from '#shared/sync/run.ts';
+import { formatSummary, summarise } from '#shared/sync/summary.ts';
 import { TalendLogs } from '#shared/sync/talend-log.ts';
 
 const { values } = parseArgs({
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
       console.log(`  note: ${keyspace}.user holds more than ${cap - 1} rows; the resync covers them all`);
 
     console.log(`  Sync API stand-in: ${standin.url}/v1/data/sync (Bearer key required)`);
-    const ledger = new Ledger(cassandra, opsKeyspace);
+    const ledger = new CassandraRunLedger(cassandra, opsKeyspace);
     const queueUrl = localQueueUrl(syncQueue);
     for (const objectType of ['user', 'organisation'] as const) {
       step(`full resync of ${objectType === 'user' ? 'users' : 'organisations'} via ${syncQueue}`);
@@ -128,7 +130,12 @@ async function main(): Promise<void> {
       try {
         result = await runLocal(
           req,
-          { cassandra, ledger, syncApi, sqs: { client: sqs, url: queueUrl } },
+          {
+            ids: new CassandraIdSource(cassandra),
+            ledger,
+            syncApi,
+            blocks: new SqsQueue(sqs, queueUrl, { visibilityTimeoutS: 120 }),
+          },
           {
             onStarted: (run) => console.log(`  run ${run.runId}: ${run.tasks} token sub-ranges`),
             onCall: (_block, r, n) => logs.append(r.ok, n, r.requestBody, r.responseBody || r.error || ''),

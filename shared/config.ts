@@ -7,9 +7,10 @@
  * (`sunbird_sync_block_size`), so operators' existing runbooks keep working.
  */
 import { z } from 'zod';
+import { BadInputError } from '#shared/core/errors.ts';
 import { registerSecret } from '#shared/redact.ts';
 
-export class ConfigError extends Error {
+export class ConfigError extends BadInputError {
   override name = 'ConfigError';
 }
 

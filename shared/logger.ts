@@ -30,3 +30,20 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   }
   return logger;
 }
+
+/**
+ * Runs `fn` with `keys` on every log line it causes (e.g. the run id and block of one SQS record), then
+ * removes them: the scope of a unit of work, instead of repeating its ids in each log call.
+ */
+export async function withLogKeys<T>(
+  logger: Logger,
+  keys: Record<string, unknown>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  logger.appendKeys(keys);
+  try {
+    return await fn();
+  } finally {
+    logger.removeKeys(Object.keys(keys));
+  }
+}

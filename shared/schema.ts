@@ -3,9 +3,9 @@
  * tests) and this tool's bookkeeping keyspace. Every statement is idempotent (IF NOT EXISTS).
  */
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { deletionTables } from '#shared/keycloak/deletion-ledger.ts';
+import { deletionTables } from '#shared/keycloak/cassandra-records.ts';
 import { mergeTables } from '#shared/merge/cassandra-store.ts';
-import { ledgerTables } from '#shared/sync/ledger.ts';
+import { ledgerTables } from '#shared/sync/cassandra-ledger.ts';
 
 export interface Keyspaces {
   sunbird: string;

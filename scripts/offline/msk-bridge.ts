@@ -5,10 +5,10 @@
  * offline `merge-user-courses` function through the Lambda Invoke endpoint.
  */
 
-import { runMskBridge } from '#scripts/msk-bridge.ts';
-import type { Invoke } from '#scripts/offline/invoke.ts';
+import type { Invoke } from '#shared/clients/lambda.ts';
 import type { FlatConfig } from '#shared/config.ts';
 import type { Logger } from '#shared/logger.ts';
+import { runMskBridge } from '#shared/merge/bridge.ts';
 import type { KafkaBatchResponse } from '#shared/merge/msk.ts';
 
 export interface OfflineMskBridgeOptions {

@@ -13,7 +13,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { Invoke } from '#scripts/offline/invoke.ts';
+import type { Invoke } from '#shared/clients/lambda.ts';
 
 export interface SqsBridgeOptions {
   sqs: SQSClient;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import cassandra from 'cassandra-driver';
 import type { FlatConfig } from '#shared/config.ts';
+import { ServiceUnavailableError } from '#shared/core/errors.ts';
 
 export type CassandraClient = cassandra.Client;
 export const { types: cassandraTypes } = cassandra;
@@ -100,4 +101,16 @@ export async function* pagedRows(
     for (const row of rs.rows) yield row;
     pageState = rs.pageState ?? undefined;
   } while (pageState);
+}
+
+/** The driver's errors that mean "Cassandra is not there", as the taxonomy's ServiceUnavailableError. */
+export function cassandraError(err: unknown, opts: Pick<CassandraOptions, 'hosts' | 'port'>): unknown {
+  const { errors } = cassandra;
+  if (!(err instanceof errors.NoHostAvailableError || err instanceof errors.OperationTimedOutError))
+    return err;
+  const address = `${opts.hosts.join(',')}:${opts.port}`;
+  return new ServiceUnavailableError('Cassandra', `Cassandra is not reachable at ${address}`, {
+    address,
+    cause: err,
+  });
 }

@@ -12,7 +12,14 @@
  * the result carries ok=false and the last status/body/error. The API key never appears in a result.
  */
 import { interceptors, Pool } from 'undici';
+import {
+  decideRetry,
+  isRetryableNetworkError,
+  isRetryableStatus,
+  parseRetryAfter,
+} from '#shared/core/retry.ts';
 import { registerSecret, scrubString } from '#shared/redact.ts';
+import type { SyncApi, SyncCallResult, SyncOptions } from '#shared/sync/ports.ts';
 
 export interface SyncApiClientOptions {
   /** Full URL of the sync route, e.g. `http://localhost:9000/v1/data/sync`. */
@@ -43,34 +50,6 @@ export interface RetryInfo {
   waitMs: number;
 }
 
-export interface SyncCallResult {
-  /** True only for HTTP 200. */
-  ok: boolean;
-  /** Last HTTP status; null when the last attempt got no response. */
-  status: number | null;
-  /** The exact JSON string sent (the job writes it into the Talend-format logs). */
-  requestBody: string;
-  /** The last response body as received ("" when none). */
-  responseBody: string;
-  attempts: number;
-  /** Network error or why the retries stopped; no secrets. */
-  error?: string;
-  /** The last response's Retry-After, in ms, when it had one. */
-  retryAfterMs?: number;
-  /** Verified mode, HTTP 200: ids the service reports as indexed. */
-  confirmedIds?: Set<string>;
-  /** Verified mode, HTTP 200: requested ids absent (or not true) in `result.esSyncResponse`. */
-  unconfirmedIds?: string[];
-}
-
-export interface SyncOptions {
-  /** Ask for the verified mode (`"operationType":"sync"`): the service answers per id. */
-  verify?: boolean;
-  signal?: AbortSignal;
-}
-
-export const SYNC_OBJECT_TYPES: readonly string[] = ['user', 'organisation', 'location'];
-
 /**
  * The request body, byte for byte as the original job built it:
  * `{"params":{},"request":{"objectType":"user","operationFor":"es","objectIds":[...]}}`,
@@ -93,40 +72,6 @@ const DEFAULTS = {
   connections: 8,
 };
 
-/** Statuses worth another try: throttling, timeouts and transient server errors. */
-function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
-}
-
-/** Network failures worth another try (sync is idempotent: re-indexing an id twice is harmless). */
-const RETRYABLE_ERROR_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ENETDOWN',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'EHOSTUNREACH',
-  'EPIPE',
-  'ETIMEDOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
-
-/** Retry-After in ms (delta-seconds or HTTP date), or undefined. */
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === '') return undefined;
-  const seconds = Number(v);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
 interface RetryErrorLike extends Error {
   code?: string;
   statusCode?: number;
@@ -139,7 +84,7 @@ interface CallState {
   stopReason?: string;
 }
 
-export class SyncApiClient {
+export class SyncApiClient implements SyncApi {
   readonly #origin: string;
   readonly #path: string;
   readonly #headers: Record<string, string>;
@@ -266,26 +211,17 @@ export class SyncApiClient {
       let error: string | undefined;
       if (status === undefined) {
         error = this.#clean(describeError(e));
-        if (!e.code || !RETRYABLE_ERROR_CODES.has(e.code)) return void callback(err);
+        if (!isRetryableNetworkError(e)) return void callback(err);
       } else if (!isRetryableStatus(status)) {
         return void callback(err);
       }
-      if (state.retries >= o.maxRetries) return void callback(err);
-
-      let waitMs: number;
       const retryAfterMs = status === undefined ? undefined : parseRetryAfter(e.headers?.['retry-after']);
-      if (retryAfterMs !== undefined) {
-        if (retryAfterMs > o.maxRetryAfterMs) {
-          state.stopReason = `Retry-After of ${Math.ceil(retryAfterMs / 1000)} s exceeds the ${Math.ceil(o.maxRetryAfterMs / 1000)} s cap; not retried`;
-          return void callback(err);
-        }
-        // Never earlier than the server asked; a little later, so throttled clients do not return in step.
-        waitMs = Math.ceil(retryAfterMs + Math.random() * Math.min(1000, retryAfterMs * 0.1 + 50));
-      } else {
-        // Exponential backoff with "equal jitter": at least half the step, at most the whole step.
-        const step = Math.min(o.maxBackoffMs, o.minBackoffMs * 2 ** state.retries);
-        waitMs = Math.ceil(step / 2 + (Math.random() * step) / 2);
+      const decision = decideRetry(state.retries, o, retryAfterMs);
+      if (!decision.retry) {
+        if (decision.reason) state.stopReason = decision.reason;
+        return void callback(err);
       }
+      const waitMs = decision.waitMs;
       state.retries++;
       o.onRetry?.({
         attempt,

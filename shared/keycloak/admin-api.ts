@@ -9,7 +9,16 @@
  */
 import { Agent, type Dispatcher, request } from 'undici';
 import type { FlatConfig } from '#shared/config.ts';
-import { mapLimit, sleep } from '#shared/keycloak/concurrency.ts';
+import { mapLimit } from '#shared/core/concurrency.ts';
+import { backoffMs, isRetryableStatus, parseRetryAfter } from '#shared/core/retry.ts';
+import { sleep } from '#shared/core/time.ts';
+import {
+  DeletionStopped,
+  KeycloakDataError,
+  KeycloakRefusedError,
+  KeycloakUnreachableError,
+} from '#shared/keycloak/errors.ts';
+import type { FailedId } from '#shared/keycloak/ports.ts';
 import type { Logger } from '#shared/logger.ts';
 import { registerSecret, scrubString } from '#shared/redact.ts';
 
@@ -51,18 +60,6 @@ export function adminApiOptionsFrom(cfg: FlatConfig, logger?: Logger): AdminApiO
   };
 }
 
-/** Stops the whole run: retrying or continuing with other ids cannot succeed. */
-export class KeycloakFatalError extends Error {
-  override name = 'KeycloakFatalError';
-  /** What deleteUsers had done before the run stopped. */
-  partial?: DeleteUsersResult;
-}
-
-export interface FailedId {
-  id: string;
-  error: string;
-}
-
 export interface DeleteUsersResult {
   deleted: string[];
   notFound: string[];
@@ -72,7 +69,7 @@ export interface DeleteUsersResult {
 export type DeleteOutcome =
   | { status: 'deleted' }
   | { status: 'not-found' }
-  | { status: 'failed'; error: string };
+  | { status: 'failed'; error: string; retryable: boolean };
 
 export interface KeycloakAdminApi {
   deleteUser(realm: string, id: string): Promise<DeleteOutcome>;
@@ -90,8 +87,6 @@ export interface AdminResponse {
   json<T = unknown>(): T;
 }
 
-const RETRYABLE_STATUS = (s: number): boolean => s === 429 || s >= 500;
-
 function snippet(text: string): string {
   const one = text.replace(/\s+/g, ' ').trim();
   return scrubString(one.length > 200 ? `${one.slice(0, 200)}…` : one);
@@ -103,9 +98,9 @@ function errorText(err: unknown): string {
 }
 
 export function validateAdminApiOptions(opts: AdminApiOptions): void {
-  if (!opts.baseUrl) throw new KeycloakFatalError('no Keycloak base URL configured (KEYCLOAK_BASE_URL)');
+  if (!opts.baseUrl) throw new KeycloakDataError('no Keycloak base URL configured (KEYCLOAK_BASE_URL)');
   if (!opts.clientSecret && !(opts.username && opts.password)) {
-    throw new KeycloakFatalError(
+    throw new KeycloakDataError(
       'Keycloak admin credentials missing: set KEYCLOAK_ADMIN_USER and KEYCLOAK_ADMIN_PASSWORD, or KEYCLOAK_CLIENT_SECRET',
     );
   }
@@ -133,11 +128,10 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
   let tokenInFlight: Promise<string> | undefined;
   let unauthorizedInARow = 0;
 
+  /** Exponential backoff with jitter, never earlier than a Retry-After (seconds or HTTP date), ≤ 30 s. */
   const backoff = (attempt: number, retryAfter?: string | string[]): number => {
-    const header = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
-    const fromHeader = header && /^\d+$/.test(header) ? Number(header) * 1000 : 0;
-    const exp = Math.min(5_000, retryBaseMs * 2 ** attempt);
-    return Math.min(Math.max(fromHeader, exp * (0.5 + Math.random() / 2)), 30_000);
+    const exp = backoffMs(attempt, { minBackoffMs: retryBaseMs, maxBackoffMs: 5_000 });
+    return Math.min(Math.max(parseRetryAfter(retryAfter) ?? 0, exp), 30_000);
   };
 
   async function fetchToken(): Promise<string> {
@@ -170,21 +164,28 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
           await sleep(backoff(attempt));
           continue;
         }
-        throw new KeycloakFatalError(`cannot reach Keycloak token endpoint ${url}: ${errorText(err)}`);
+        throw new KeycloakUnreachableError(`cannot reach Keycloak token endpoint ${url}: ${errorText(err)}`, {
+          address: base,
+        });
       }
       if (status === 200) {
         const body = JSON.parse(text) as { access_token?: string; expires_in?: number };
-        if (!body.access_token) throw new KeycloakFatalError('Keycloak token response has no access_token');
+        if (!body.access_token) throw new KeycloakRefusedError('Keycloak token response has no access_token');
         registerSecret(body.access_token);
         // Renew a little early so a long block does not run into expiry mid-way.
         tokenExpiresAt = Date.now() + Math.max(5, (body.expires_in ?? 60) - 10) * 1000;
         return body.access_token;
       }
-      if (RETRYABLE_STATUS(status) && attempt < maxRetries) {
+      if (isRetryableStatus(status) && attempt < maxRetries) {
         await sleep(backoff(attempt, retryAfter));
         continue;
       }
-      throw new KeycloakFatalError(
+      if (isRetryableStatus(status)) {
+        throw new KeycloakUnreachableError(`Keycloak token endpoint ${url} kept failing: HTTP ${status}`, {
+          address: base,
+        });
+      }
+      throw new KeycloakRefusedError(
         `Keycloak refused the admin login (${opts.clientSecret ? 'client credentials' : 'password grant'} for client "${opts.clientId}" in realm "${opts.adminRealm}"): HTTP ${status} ${snippet(text)}`,
       );
     }
@@ -232,13 +233,13 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
 
   /**
    * The status handling shared by every mutating call. Returns the final response for 2xx/404/other 4xx,
-   * throws KeycloakFatalError for 403 and for too many 401s; a retryable failure that outlasts the
+   * throws KeycloakRefusedError for 403 and for too many 401s; a retryable failure that outlasts the
    * retries is returned as an error string.
    */
   async function callWithPolicy(
     method: Dispatcher.HttpMethod,
     path: string,
-  ): Promise<{ res: AdminResponse } | { error: string }> {
+  ): Promise<{ res: AdminResponse } | { error: string; retryable: boolean }> {
     let attempt = 0;
     let bearer = await currentToken();
     for (;;) {
@@ -250,12 +251,12 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
           await sleep(backoff(attempt++));
           continue;
         }
-        return { error: errorText(err) };
+        return { error: errorText(err), retryable: true };
       }
       if (res.status === 401) {
         unauthorizedInARow++;
         if (unauthorizedInARow > max401) {
-          throw new KeycloakFatalError(
+          throw new KeycloakRefusedError(
             `Keycloak answered 401 Unauthorized ${unauthorizedInARow} times in a row, even with fresh tokens; stopping`,
           );
         }
@@ -265,11 +266,11 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
       }
       unauthorizedInARow = 0;
       if (res.status === 403) {
-        throw new KeycloakFatalError(
+        throw new KeycloakRefusedError(
           `Keycloak answered 403 Forbidden to ${method} ${path}: the admin account lacks the privilege (e.g. realm-management manage-users); stopping the run`,
         );
       }
-      if (RETRYABLE_STATUS(res.status) && attempt < maxRetries) {
+      if (isRetryableStatus(res.status) && attempt < maxRetries) {
         log?.warn('Keycloak call failed; retrying', {
           path: method + ' ' + path,
           status: res.status,
@@ -287,11 +288,12 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
 
   async function deleteUser(realm: string, id: string): Promise<DeleteOutcome> {
     const out = await callWithPolicy('DELETE', usersPath(realm, id));
-    if ('error' in out) return { status: 'failed', error: out.error };
+    if ('error' in out) return { status: 'failed', error: out.error, retryable: out.retryable };
     const { res } = out;
     if (res.status === 204 || res.status === 200) return { status: 'deleted' };
     if (res.status === 404) return { status: 'not-found' };
-    return { status: 'failed', error: `HTTP ${res.status} ${snippet(res.text)}`.trim() };
+    const error = `HTTP ${res.status} ${snippet(res.text)}`.trim();
+    return { status: 'failed', error, retryable: isRetryableStatus(res.status) };
   }
 
   return {
@@ -303,10 +305,12 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
           const outcome = await deleteUser(realm, id);
           if (outcome.status === 'deleted') result.deleted.push(id);
           else if (outcome.status === 'not-found') result.notFound.push(id);
-          else result.failed.push({ id, error: outcome.error });
+          else result.failed.push({ id, error: outcome.error, retryable: outcome.retryable });
         });
       } catch (err) {
-        if (err instanceof KeycloakFatalError) err.partial = result;
+        if (err instanceof KeycloakRefusedError || err instanceof KeycloakUnreachableError) {
+          throw new DeletionStopped(err, { ...result, refused: [] });
+        }
         throw err;
       }
       return result;

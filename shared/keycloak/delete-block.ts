@@ -4,41 +4,39 @@
  * Selection happened earlier (maybe much earlier, in another process), so every safety rule is checked
  * again here, at delete time: a user that has since gained a protected role (directly, through a group or
  * a composite role), became a service account, lost every role mapping, or vanished from Cassandra is
- * skipped and reported. In SQL
- * mode the protection check is repeated inside the deleting transaction with the users' rows locked, so no
- * role can be granted in between.
+ * skipped and reported. The store applies the same re-check once more as close to the deletion as it can
+ * (SQL: inside the deleting transaction with the users' rows locked, so no role can be granted in between).
  */
-import type { PgPool } from '#shared/clients/postgres.ts';
-import type { FailedId, KeycloakAdminApi } from '#shared/keycloak/admin-api.ts';
-import { KeycloakFatalError } from '#shared/keycloak/admin-api.ts';
-import { keycloakUsers, protectedAmong, readOnly, realmIdByName } from '#shared/keycloak/candidates.ts';
-import { afterSqlDelete, sqlDeleteBlock } from '#shared/keycloak/sql-delete.ts';
-import type { UserDirectory } from '#shared/keycloak/user-directory.ts';
+import { DataOpsError, type ErrorKind, kindOf } from '#shared/core/errors.ts';
+import { DeletionStopped } from '#shared/keycloak/errors.ts';
+import type {
+  FailedId,
+  KeycloakUserRow,
+  KeycloakUsers,
+  Recheck,
+  UserDirectory,
+  UserStore,
+} from '#shared/keycloak/ports.ts';
 import type { Logger } from '#shared/logger.ts';
-
-export type DeleteMode = 'admin-api' | 'sql';
 
 export interface DeleteBlockInput {
   /** Realm name. */
   realm: string;
   ids: readonly string[];
-  mode: DeleteMode;
   dryRun: boolean;
 }
 
 export interface DeleteBlockDeps {
-  /** Keycloak's PostgreSQL. */
-  pool: PgPool;
+  users: KeycloakUsers;
   directory: UserDirectory;
-  /** Required for admin-api mode; in SQL mode used to clear the user cache afterwards. */
-  adminApi?: KeycloakAdminApi;
+  /** Asked for only when a block really deletes (never in a dry run). */
+  store: () => UserStore;
   protectedRoles: readonly string[];
   logger?: Logger;
 }
 
 export interface DeleteBlockResult {
   realm: string;
-  mode: DeleteMode;
   dryRun: boolean;
   deleted: string[];
   /** Dry run only: what would have been deleted. */
@@ -55,28 +53,27 @@ export interface DeleteBlockResult {
   warnings: string[];
 }
 
-/** The block had to stop (403, too many 401s): `partial` is what had happened by then. */
-export class DeleteBlockStopped extends Error {
+/** The block had to stop (403, too many 401s, Keycloak gone): `partial` is what had happened by then. */
+export class DeleteBlockStopped extends DataOpsError {
   override name = 'DeleteBlockStopped';
   readonly partial: DeleteBlockResult;
   constructor(message: string, partial: DeleteBlockResult, options?: ErrorOptions) {
     super(message, options);
     this.partial = partial;
   }
+  get kind(): ErrorKind {
+    return kindOf(this.cause) ?? 'run-failed';
+  }
 }
 
-export async function deleteBlock(
-  input: DeleteBlockInput,
-  deps: DeleteBlockDeps,
-): Promise<DeleteBlockResult> {
-  if (!input.realm) throw new Error('a realm is required for each block');
-  if (deps.protectedRoles.filter((r) => r.trim()).length === 0) {
-    throw new Error('at least one protected role name is required');
-  }
-  const ids = [...new Set(input.ids.map((id) => id.trim()).filter(Boolean))];
-  const result: DeleteBlockResult = {
+/** The delete-time rule: still a user of the realm, unprotected, no service account, with a role mapping. */
+export function stillDeletable(row: KeycloakUserRow | undefined, isProtected: boolean): boolean {
+  return row !== undefined && !isProtected && !row.serviceAccount && row.hasRoleMapping;
+}
+
+function emptyResult(input: DeleteBlockInput): DeleteBlockResult {
+  return {
     realm: input.realm,
-    mode: input.mode,
     dryRun: input.dryRun,
     deleted: [],
     wouldDelete: [],
@@ -87,19 +84,17 @@ export async function deleteBlock(
     skippedNoRoleMapping: [],
     warnings: [],
   };
-  if (ids.length === 0) return result;
-  if (!input.dryRun && input.mode === 'admin-api' && !deps.adminApi) {
-    throw new Error(
-      'admin-api mode needs the Keycloak Admin API configured (KEYCLOAK_BASE_URL and credentials)',
-    );
-  }
+}
 
-  const { realmId, users, protectedIds } = await readOnly(deps.pool, async (db) => ({
-    realmId: await realmIdByName(db, input.realm),
-    users: await keycloakUsers(db, ids),
-    protectedIds: await protectedAmong(db, ids, deps.protectedRoles),
-  }));
-
+/** Sorts the block's ids by the rules; returns the ids that may be deleted. */
+async function recheck(
+  ids: string[],
+  realmId: string,
+  deps: DeleteBlockDeps,
+  result: DeleteBlockResult,
+): Promise<string[]> {
+  const users = await deps.users.lookup(ids);
+  const protectedIds = await deps.users.protectedAmong(ids, deps.protectedRoles);
   const present: string[] = [];
   for (const id of ids) {
     const user = users.get(id);
@@ -114,49 +109,45 @@ export async function deleteBlock(
     if (inCassandra.has(id)) eligible.push(id);
     else result.skippedNotInCassandra.push(id);
   }
+  return eligible;
+}
 
-  if (input.dryRun || eligible.length === 0) {
+export async function deleteBlock(
+  input: DeleteBlockInput,
+  deps: DeleteBlockDeps,
+): Promise<DeleteBlockResult> {
+  if (!input.realm) throw new Error('a realm is required for each block');
+  if (deps.protectedRoles.filter((r) => r.trim()).length === 0) {
+    throw new Error('at least one protected role name is required');
+  }
+  const ids = [...new Set(input.ids.map((id) => id.trim()).filter(Boolean))];
+  const result = emptyResult(input);
+  if (ids.length === 0) return result;
+  // In a real run the store is set up first: a missing Admin API is a configuration error before any read.
+  const store = input.dryRun ? undefined : deps.store();
+  const realmId = await deps.users.realmId(input.realm);
+  const eligible = await recheck(ids, realmId, deps, result);
+  if (!store || eligible.length === 0) {
     if (input.dryRun) result.wouldDelete = eligible;
     log(deps, result);
     return result;
   }
-
-  if (input.mode === 'admin-api') {
-    try {
-      const out = await deps.adminApi!.deleteUsers(input.realm, eligible);
-      Object.assign(result, { deleted: out.deleted, failed: out.failed });
-      result.notFound.push(...out.notFound);
-    } catch (err) {
-      if (err instanceof KeycloakFatalError) {
-        if (err.partial) {
-          Object.assign(result, { deleted: err.partial.deleted, failed: err.partial.failed });
-          result.notFound.push(...err.partial.notFound);
-        }
-        throw new DeleteBlockStopped(err.message, result, { cause: err });
-      }
-      throw err;
-    }
-  } else {
-    const out = await sqlDeleteBlock(deps.pool, eligible, {
-      realmId,
-      guard: async (db, locked) => {
-        const nowProtected = await protectedAmong(db, locked, deps.protectedRoles);
-        const rows = await keycloakUsers(db, locked);
-        return locked.filter((id) => {
-          const row = rows.get(id);
-          return !nowProtected.has(id) && row !== undefined && !row.serviceAccount && row.hasRoleMapping;
-        });
-      },
-    });
-    if (out.ok) {
-      result.deleted = out.deleted;
-      result.notFound.push(...out.notFound);
-      result.skippedProtected.push(...out.refused);
-      if (out.deleted.length > 0) result.warnings.push(...(await afterSqlDelete(deps.adminApi, input.realm)));
-    } else {
-      result.failed = out.failed;
-    }
+  const rule: Recheck = { protectedRoles: deps.protectedRoles, stillDeletable };
+  try {
+    const out = await store.delete({ name: input.realm, id: realmId }, eligible, rule);
+    result.deleted = out.deleted;
+    result.failed = out.failed;
+    result.notFound.push(...out.notFound);
+    result.skippedProtected.push(...out.refused);
+  } catch (err) {
+    if (!(err instanceof DeletionStopped)) throw err;
+    result.deleted = err.partial.deleted;
+    result.failed = err.partial.failed;
+    result.notFound.push(...err.partial.notFound);
+    result.skippedProtected.push(...err.partial.refused);
+    throw new DeleteBlockStopped(err.message, result, { cause: err.cause });
   }
+  if (result.deleted.length > 0) result.warnings.push(...(await store.afterDelete(input.realm)));
   log(deps, result);
   return result;
 }
@@ -164,7 +155,6 @@ export async function deleteBlock(
 function log(deps: DeleteBlockDeps, r: DeleteBlockResult): void {
   deps.logger?.info('keycloak block done', {
     realm: r.realm,
-    mode: r.mode,
     dryRun: r.dryRun,
     deleted: r.deleted.length,
     wouldDelete: r.wouldDelete.length,

@@ -1,35 +1,30 @@
 /**
  * The delete stage of the Keycloak job: one synced block in, per-id outcomes out (and in the ledger).
- * Shared by the delete-keycloak-users Lambda and the CLI.
+ * Shared by the delete-keycloak-users Lambda and the CLI through `DeleteStage`, which also holds the one
+ * notion of "the run stopped": after a 403 or a refused admin login, every later block is recorded as
+ * not attempted (so a retry picks it up) instead of being tried.
  *
- * A block carries its realm when the run knew it; a block without one (a run over several realms) is split
- * by the realm each user is in now. A 403 or a refused admin login stops the stage: what had been done is
- * recorded and the rest of the block is recorded as failed ("not attempted"), so a retry picks it up.
+ * A block carries its realm (`context.realm`) when the run knew it; a block without one is split by the
+ * realm each user is in now.
  */
-import type { PgPool } from '#shared/clients/postgres.ts';
-import type { KeycloakAdminApi } from '#shared/keycloak/admin-api.ts';
-import { keycloakUsers, readOnly } from '#shared/keycloak/candidates.ts';
 import {
+  type DeleteBlockDeps,
   type DeleteBlockResult,
   DeleteBlockStopped,
-  type DeleteMode,
   deleteBlock,
 } from '#shared/keycloak/delete-block.ts';
-import { type DeletionLedger, type DeletionRow, deletionRows } from '#shared/keycloak/deletion-ledger.ts';
-import type { UserDirectory } from '#shared/keycloak/user-directory.ts';
-import type { Logger } from '#shared/logger.ts';
+import { DeleteStageStopped } from '#shared/keycloak/errors.ts';
+import type { DeletionOutcome, DeletionRecords, DeletionRow } from '#shared/keycloak/ports.ts';
 import { scrubString } from '#shared/redact.ts';
 import { type Block, MessageError } from '#shared/sync/messages.ts';
+import type { BlockOutcome, BlockStatus, RunLedger } from '#shared/sync/ports.ts';
 
-export interface DeleteStageDeps {
-  pool: PgPool;
-  directory: UserDirectory;
-  /** Asked for only when a block really deletes (never in a dry run); undefined = no Admin API. */
-  adminApi: () => KeycloakAdminApi | undefined;
-  protectedRoles: readonly string[];
-  mode: DeleteMode;
-  ledger?: DeletionLedger;
-  logger?: Logger;
+/** The stage's name in a run's `next` and in the ledger. */
+export const DELETE_STAGE = 'delete';
+
+export interface DeleteStageDeps extends DeleteBlockDeps {
+  ledger?: RunLedger;
+  records?: DeletionRecords;
 }
 
 export interface DeleteStageResult {
@@ -39,122 +34,224 @@ export interface DeleteStageResult {
   retryable: boolean;
 }
 
-/** The stage had to stop (403, admin login refused, too many 401s): later blocks must not be tried. */
-export class DeleteStageStopped extends Error {
-  override name = 'DeleteStageStopped';
-  readonly rows: DeletionRow[];
-  constructor(message: string, rows: DeletionRow[], options?: ErrorOptions) {
-    super(message, options);
-    this.rows = rows;
-  }
+/** The per-id outcomes of one block's result (every id of the block appears once). */
+export function deletionRows(block: Pick<Block, 'rangeNo' | 'seq'>, r: DeleteBlockResult): DeletionRow[] {
+  const base = { rangeNo: block.rangeNo, seq: block.seq, realm: r.realm || null };
+  const rows: DeletionRow[] = [];
+  const add = (ids: readonly string[], outcome: DeletionOutcome): void => {
+    for (const id of ids) rows.push({ ...base, id, outcome, error: null });
+  };
+  add(r.deleted, 'deleted');
+  add(r.wouldDelete, 'would-delete');
+  add(r.notFound, 'not-found');
+  add(r.skippedProtected, 'skipped-protected');
+  add(r.skippedNotInCassandra, 'skipped-not-in-cassandra');
+  add(r.skippedNoRoleMapping, 'skipped-no-role');
+  for (const f of r.failed)
+    rows.push({ ...base, id: f.id, outcome: 'failed', error: f.error, retryable: f.retryable });
+  return rows;
 }
 
-/** "HTTP 4xx" (other than 429) answers are final; everything else may pass on another try. */
-export function isRetryableError(error: string): boolean {
-  const m = /^HTTP (\d{3})/.exec(error);
-  if (!m) return true;
-  const status = Number(m[1]);
-  return status === 429 || status >= 500;
-}
-
-async function realmGroups(
-  pool: PgPool,
-  block: Block,
-): Promise<{ groups: Map<string, string[]>; unknown: string[] }> {
-  const groups = new Map<string, string[]>();
-  if (block.realm) {
-    groups.set(block.realm, [...block.ids]);
-    return { groups, unknown: [] };
-  }
-  const users = await readOnly(pool, (db) => keycloakUsers(db, block.ids));
-  const unknown: string[] = [];
-  for (const id of block.ids) {
-    const realm = users.get(id)?.realm;
-    if (!realm) unknown.push(id);
-    else groups.set(realm, [...(groups.get(realm) ?? []), id]);
-  }
-  return { groups, unknown };
-}
-
-const failedRows = (
+export const failedRows = (
   block: Block,
   ids: readonly string[],
   error: string,
   realm: string | null,
+  retryable: boolean,
 ): DeletionRow[] =>
-  ids.map((id) => ({ rangeNo: block.rangeNo, seq: block.seq, id, outcome: 'failed', realm, error }));
+  ids.map((id) => ({
+    rangeNo: block.rangeNo,
+    seq: block.seq,
+    id,
+    outcome: 'failed',
+    realm,
+    error,
+    retryable,
+  }));
+
+/** The block row for the ledger (stage `delete`): failed ids are the ids to retry. */
+export function deletionBlockOutcome(
+  block: Block,
+  rows: readonly DeletionRow[],
+  stopped?: string,
+): BlockOutcome {
+  const failed = rows.filter((r) => r.outcome === 'failed');
+  const counts: Record<string, number> = {};
+  for (const r of rows) counts[r.outcome] = (counts[r.outcome] ?? 0) + 1;
+  let status: BlockStatus;
+  if (block.run.dryRun) status = 'dry-run';
+  else if (failed.length === 0) status = counts.deleted ? 'succeeded' : 'skipped';
+  else status = failed.length === rows.length ? 'failed' : 'partial';
+  return {
+    rangeNo: block.rangeNo,
+    seq: block.seq,
+    stage: DELETE_STAGE,
+    status,
+    ids: rows.map((r) => r.id),
+    failedIds: failed.map((r) => r.id),
+    reason: stopped ?? failed[0]?.error ?? null,
+    attempts: 1,
+    httpStatus: null,
+    response: JSON.stringify(counts),
+  };
+}
+
+/**
+ * Records one block's per-id rows and its block row; returns the rows as written. An id recorded as deleted
+ * by an earlier delivery is never downgraded to "not found" by the redelivery that finds it gone.
+ */
+export async function recordDeletion(
+  block: Block,
+  rows: DeletionRow[],
+  deps: Pick<DeleteStageDeps, 'ledger' | 'records'>,
+  stopped?: string,
+): Promise<DeletionRow[]> {
+  if (!deps.records) return rows;
+  const runId = block.run.runId;
+  const before = await deps.records.outcomes(runId, block.rangeNo, block.seq);
+  const written = rows.map((r) =>
+    before.get(r.id) === 'deleted' && r.outcome === 'not-found' ? { ...r, outcome: 'deleted' as const } : r,
+  );
+  await deps.records.write(runId, written);
+  await deps.ledger?.recordBlock(runId, deletionBlockOutcome(block, written, stopped));
+  return written;
+}
+
+async function realmGroups(
+  block: Block,
+  deps: DeleteStageDeps,
+): Promise<{ groups: Map<string, string[]>; unknown: string[] }> {
+  const groups = new Map<string, string[]>();
+  const realm = block.context?.realm;
+  if (realm) {
+    groups.set(realm, [...block.ids]);
+    return { groups, unknown: [] };
+  }
+  const users = await deps.users.lookup(block.ids);
+  const unknown: string[] = [];
+  for (const id of block.ids) {
+    const r = users.get(id)?.realm;
+    if (!r) unknown.push(id);
+    else groups.set(r, [...(groups.get(r) ?? []), id]);
+  }
+  return { groups, unknown };
+}
+
+/** Runs the realms of a block; a stop records what happened and everything not attempted, then rethrows. */
+async function deleteRealms(
+  block: Block,
+  deps: DeleteStageDeps,
+  rows: DeletionRow[],
+  warnings: string[],
+): Promise<void> {
+  const { groups, unknown } = await realmGroups(block, deps);
+  for (const id of unknown)
+    rows.push({ rangeNo: block.rangeNo, seq: block.seq, id, outcome: 'not-found', realm: null, error: null });
+  for (const [realm, ids] of groups) {
+    let result: DeleteBlockResult;
+    try {
+      result = await deleteBlock({ realm, ids, dryRun: block.run.dryRun }, deps);
+    } catch (err) {
+      if (!(err instanceof DeleteBlockStopped)) throw err;
+      rows.push(...deletionRows(block, err.partial));
+      const seen = new Set(rows.map((r) => r.id));
+      const reason = `not attempted: run stopped: ${scrubString(err.message)}`;
+      rows.push(
+        ...failedRows(
+          block,
+          block.ids.filter((id) => !seen.has(id)),
+          reason,
+          realm,
+          false,
+        ),
+      );
+      const written = await recordDeletion(block, rows, deps, err.message);
+      throw new DeleteStageStopped(err.message, written, { cause: err.cause });
+    }
+    rows.push(...deletionRows(block, result));
+    warnings.push(...result.warnings);
+  }
+}
 
 export async function processDeleteBlock(block: Block, deps: DeleteStageDeps): Promise<DeleteStageResult> {
-  if (block.run.job !== 'delete-keycloak-users') {
-    throw new MessageError(`block of job "${block.run.job}" sent to the Keycloak delete stage`);
+  // Deleting is the one irreversible step: only blocks of runs that asked for it are ever acted on.
+  if (block.run.next !== DELETE_STAGE) {
+    throw new MessageError(
+      `block of run ${block.run.runId} (job "${block.run.job}") was not meant for the delete stage`,
+    );
   }
   const rows: DeletionRow[] = [];
   const warnings: string[] = [];
-  const done = (): Set<string> => new Set(rows.map((r) => r.id));
   try {
-    const { groups, unknown } = await realmGroups(deps.pool, block);
-    for (const id of unknown) {
-      rows.push({
-        rangeNo: block.rangeNo,
-        seq: block.seq,
-        id,
-        outcome: 'not-found',
-        realm: null,
-        error: null,
-      });
-    }
-    for (const [realm, ids] of groups) {
-      let result: DeleteBlockResult;
-      try {
-        const adminApi = block.run.dryRun ? undefined : deps.adminApi();
-        result = await deleteBlock(
-          { realm, ids, mode: deps.mode, dryRun: block.run.dryRun },
-          {
-            pool: deps.pool,
-            directory: deps.directory,
-            protectedRoles: deps.protectedRoles,
-            ...(adminApi ? { adminApi } : {}),
-            ...(deps.logger ? { logger: deps.logger } : {}),
-          },
-        );
-      } catch (err) {
-        if (!(err instanceof DeleteBlockStopped)) throw err;
-        rows.push(...deletionRows(block, err.partial));
-        const seen = done();
-        const reason = `not attempted: run stopped: ${scrubString(err.message)}`;
-        rows.push(
-          ...failedRows(
-            block,
-            block.ids.filter((id) => !seen.has(id)),
-            reason,
-            realm,
-          ),
-        );
-        const written = (await deps.ledger?.recordBlock(block, rows, err.message)) ?? rows;
-        throw new DeleteStageStopped(err.message, written, { cause: err });
-      }
-      rows.push(...deletionRows(block, result));
-      warnings.push(...result.warnings);
-    }
+    await deleteRealms(block, deps, rows, warnings);
   } catch (err) {
-    if (err instanceof DeleteStageStopped || err instanceof MessageError) throw err;
+    if (err instanceof DeleteStageStopped) throw err;
     // Unexpected (database down, Cassandra timeout…): the ids not yet settled are recorded as failed and
     // the error goes back to the caller, so the block is delivered again.
-    const seen = done();
+    const seen = new Set(rows.map((r) => r.id));
     const error = scrubString((err as Error).message ?? String(err));
-    const all = [
-      ...rows,
-      ...failedRows(
-        block,
-        block.ids.filter((id) => !seen.has(id)),
-        error,
-        block.realm ?? null,
-      ),
-    ];
-    await deps.ledger?.recordBlock(block, all).catch(() => undefined);
+    const rest = failedRows(
+      block,
+      block.ids.filter((id) => !seen.has(id)),
+      error,
+      block.context?.realm ?? null,
+      true,
+    );
+    await recordDeletion(block, [...rows, ...rest], deps).catch(() => undefined);
     throw err;
   }
-  const written = (await deps.ledger?.recordBlock(block, rows)) ?? rows;
-  const retryable = written.some((r) => r.outcome === 'failed' && isRetryableError(r.error ?? ''));
+  const written = await recordDeletion(block, rows, deps);
+  const retryable = rows.some((r) => r.outcome === 'failed' && r.retryable === true);
   return { rows: written, warnings, retryable };
+}
+
+export interface StageOutcome extends DeleteStageResult {
+  /** Set when the run stopped (by this block or an earlier one): the block's ids were not all attempted. */
+  stopped?: string;
+  /** The error that stopped the run (its kind says why: refused credentials or Keycloak unreachable). */
+  stopCause?: unknown;
+}
+
+/** The delete stage of one run (CLI) or one invocation (Lambda): after a stop, nothing more is tried. */
+/**
+ * The delete stage of one run (CLI) or one invocation (Lambda): after a stop, nothing more is tried. A
+ * block that arrives after the stop is recorded as not attempted when nothing else will bring it back
+ * (`recordNotAttempted`, the CLI's in-process queue); on SQS it is left unrecorded, as the queue delivers
+ * it again.
+ */
+export class DeleteStage {
+  readonly #deps: DeleteStageDeps;
+  readonly #recordNotAttempted: boolean;
+  stoppedBy: string | undefined;
+  stopCause: unknown;
+
+  constructor(deps: DeleteStageDeps, opts: { recordNotAttempted: boolean }) {
+    this.#deps = deps;
+    this.#recordNotAttempted = opts.recordNotAttempted;
+  }
+
+  async handle(block: Block): Promise<StageOutcome> {
+    if (this.stoppedBy) {
+      const error = `not attempted: run stopped: ${this.stoppedBy}`;
+      const rows = failedRows(block, block.ids, error, block.context?.realm ?? null, false);
+      const written = this.#recordNotAttempted
+        ? await recordDeletion(block, rows, this.#deps, this.stoppedBy)
+        : rows;
+      return {
+        rows: written,
+        warnings: [],
+        retryable: false,
+        stopped: this.stoppedBy,
+        stopCause: this.stopCause,
+      };
+    }
+    try {
+      return await processDeleteBlock(block, this.#deps);
+    } catch (err) {
+      if (!(err instanceof DeleteStageStopped)) throw err;
+      this.stoppedBy = err.message;
+      this.stopCause = err.cause;
+      return { rows: err.rows, warnings: [], retryable: false, stopped: err.message, stopCause: err.cause };
+    }
+  }
 }

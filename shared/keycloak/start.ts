@@ -1,31 +1,18 @@
 /**
  * Starting a Keycloak deletion run: select the candidates (read-only), then hand them to the sync chain as
- * an id run of job `delete-keycloak-users`. Blocks are synced first; only accepted blocks reach the delete
- * stage (see shared/sync/worker.ts), and every safety rule is checked again there.
+ * an id run whose accepted blocks go on to the delete stage (`next: "delete"`), each block carrying its
+ * realm. Only blocks the Sync API accepted reach the delete stage, and every safety rule is checked again
+ * there.
  */
-import type { PgPool } from '#shared/clients/postgres.ts';
-import {
-  type CandidateSelection,
-  type Excluded,
-  keycloakUsers,
-  protectedAmong,
-  readOnly,
-  selectCandidates,
-} from '#shared/keycloak/candidates.ts';
-import type { DeleteMode } from '#shared/keycloak/delete-block.ts';
-import type { UserDirectory } from '#shared/keycloak/user-directory.ts';
-import type { MessageQueue } from '#shared/queue.ts';
+import { effectivePacing, type FlatConfig } from '#shared/config.ts';
+import { DELETE_STAGE } from '#shared/keycloak/delete-stage.ts';
+import type { DeleteMode, KeycloakUsers, SelectOptions, UserDirectory } from '#shared/keycloak/ports.ts';
+import { type PreparedSelection, prepareSelection } from '#shared/keycloak/selection.ts';
 import { type StartedRun, type StartRunDeps, type StartRunRequest, startRun } from '#shared/sync/run.ts';
 
-export interface KeycloakDeletionRequest {
-  /** Realm name; empty or undefined = every realm. */
-  realm?: string;
-  limit: number;
-  protectedRoles: readonly string[];
-  /** The id file: an extra filter on the selection, never a way around it. */
-  ids?: readonly string[];
-  /** Keyset paging: continue after the last id an earlier run selected. */
-  afterId?: string;
+export const KEYCLOAK_JOB = 'delete-keycloak-users';
+
+export interface KeycloakDeletionRequest extends SelectOptions {
   /** Keyspace of `sunbird.user`. */
   keyspace: string;
   mode: DeleteMode;
@@ -37,57 +24,54 @@ export interface KeycloakDeletionRequest {
   source: string;
 }
 
-export interface KeycloakSelectionDeps {
-  pool: PgPool;
-  directory: UserDirectory;
+/** What a caller may set over the configuration (a console payload). */
+export interface DeletionOverrides {
+  realm?: string | undefined;
+  limit?: number | undefined;
+  dryRun?: boolean | undefined;
+  verify?: boolean | undefined;
+  blockSize?: number | undefined;
+  sleepMs?: number | undefined;
+  runId?: string | undefined;
 }
 
-export interface PreparedDeletion {
-  selection: CandidateSelection;
-  /** Id-file ids that are no user of Keycloak (or of the chosen realm) at all. */
-  notInKeycloak: string[];
-  /** Ids the selection left out for a safety reason (protected, service account, not in Cassandra…). */
-  excluded: Excluded[];
-  /** The realm of every candidate, put on the blocks. */
-  realmOf: Map<string, string>;
-  runRequest: StartRunRequest;
+/** The deletion request the configuration asks for; `ids` (the id file) only filters the candidates. */
+export function deletionRequest(
+  cfg: FlatConfig,
+  opts: {
+    source: string;
+    ids?: string[] | undefined;
+    afterId?: string | undefined;
+    over?: DeletionOverrides;
+  },
+): KeycloakDeletionRequest {
+  const over = opts.over ?? {};
+  const realm = over.realm ?? cfg['keycloak.realm'];
+  return {
+    ...(realm ? { realm } : {}),
+    limit: over.limit ?? cfg['keycloak.limit'],
+    protectedRoles: cfg['keycloak.protectedRoles'],
+    ...(opts.ids ? { ids: opts.ids } : {}),
+    ...(opts.afterId ? { afterId: opts.afterId } : {}),
+    keyspace: cfg['cassandra.keyspace'],
+    mode: cfg['keycloak.deleteMode'],
+    dryRun: over.dryRun ?? cfg['sync.dryRun'],
+    verify: over.verify ?? cfg['sync.verify'],
+    ...effectivePacing(over.blockSize ?? cfg['sync.blockSize'], over.sleepMs ?? cfg['sync.sleepMs']),
+    ...(over.runId ? { runId: over.runId } : {}),
+    source: opts.source,
+  };
 }
 
-export async function prepareKeycloakDeletion(
+/** The sync run that carries the candidates: blocks per realm, going on to the delete stage. */
+export function deletionRunRequest(
   req: KeycloakDeletionRequest,
-  deps: KeycloakSelectionDeps,
-): Promise<PreparedDeletion> {
-  const selection = await selectCandidates(deps.pool, deps.directory, {
-    ...(req.realm ? { realm: req.realm } : {}),
-    protectedRoles: req.protectedRoles,
-    limit: req.limit,
-    ...(req.ids ? { ids: req.ids } : {}),
-    ...(req.afterId ? { afterId: req.afterId } : {}),
-  });
-  const notSelected = selection.excluded.filter((e) => e.reason === 'not-selected').map((e) => e.id);
-  const known = notSelected.length
-    ? await readOnly(deps.pool, (db) => keycloakUsers(db, notSelected))
-    : new Map();
-  const notInKeycloak = notSelected.filter((id) => {
-    const u = known.get(id);
-    return !u || (req.realm !== undefined && req.realm !== '' && u.realm !== req.realm);
-  });
-  const unknown = new Set(notInKeycloak);
-  // An id-file user the query left out because it holds a protected role directly is reported as such.
-  const knownLeftOut = notSelected.filter((id) => !unknown.has(id));
-  const protectedIds = knownLeftOut.length
-    ? await readOnly(deps.pool, (db) => protectedAmong(db, knownLeftOut, req.protectedRoles))
-    : new Set<string>();
-  const excluded = selection.excluded
-    .filter((e) => !unknown.has(e.id))
-    .map((e): Excluded => (protectedIds.has(e.id) ? { ...e, reason: 'protected-role' } : e));
-  // Realm, then id: blocks rarely straddle two realms, and the order is the same on every run.
-  const candidates = [...selection.candidates].sort((a, b) =>
-    a.realm === b.realm ? (a.id < b.id ? -1 : 1) : a.realm < b.realm ? -1 : 1,
-  );
-  const realmOf = new Map(candidates.map((c) => [c.id, c.realm]));
-  const runRequest: StartRunRequest = {
-    job: 'delete-keycloak-users',
+  prepared: PreparedSelection,
+): StartRunRequest {
+  const { selection } = prepared;
+  return {
+    job: KEYCLOAK_JOB,
+    runIdPrefix: 'kcdel',
     objectType: 'user',
     table: 'user',
     keyspace: req.keyspace,
@@ -95,7 +79,8 @@ export async function prepareKeycloakDeletion(
     verify: req.verify,
     blockSize: req.blockSize,
     sleepMs: req.sleepMs,
-    ids: candidates.map((c) => c.id),
+    next: DELETE_STAGE,
+    groups: [...prepared.byRealm].map(([realm, ids]) => ({ ids, context: { realm } })),
     source: req.source,
     ...(req.runId ? { runId: req.runId } : {}),
     params: {
@@ -107,47 +92,34 @@ export async function prepareKeycloakDeletion(
       afterId: req.afterId ?? null,
       selected: selection.selected,
       lastSelectedId: selection.lastSelectedId ?? null,
-      excluded: excluded.length,
-      notInKeycloak: notInKeycloak.length,
+      excluded: prepared.excluded.length,
+      notInKeycloak: prepared.notInKeycloak.length,
     },
   };
-  return { selection, notInKeycloak, excluded, realmOf, runRequest };
 }
 
-/**
- * Puts the realm on each block that passes through (the chain's `startRun` knows only ids). A block whose
- * ids span realms keeps none; the delete stage then splits it by each user's current realm.
- */
-export function withRealms(queue: MessageQueue, realmOf: ReadonlyMap<string, string>): MessageQueue {
-  return {
-    send: (bodies) =>
-      queue.send(
-        bodies.map((body) => {
-          const msg = JSON.parse(body) as { type?: string; ids?: string[]; realm?: string };
-          if (msg.type !== 'block' || msg.realm || !msg.ids) return body;
-          const realms = new Set(msg.ids.map((id) => realmOf.get(id)));
-          const [realm] = realms;
-          return realms.size === 1 && realm ? JSON.stringify({ ...msg, realm }) : body;
-        }),
-      ),
-  };
+export interface SelectionDeps {
+  users: KeycloakUsers;
+  directory: UserDirectory;
+}
+
+export function prepareDeletion(
+  req: KeycloakDeletionRequest,
+  deps: SelectionDeps,
+): Promise<PreparedSelection> {
+  return prepareSelection(deps.users, deps.directory, req);
 }
 
 export interface StartedDeletion extends StartedRun {
-  prepared: PreparedDeletion;
+  prepared: PreparedSelection;
 }
 
 /** Selects the candidates and starts the chain (Lambda fan-out, or the CLI's `--target aws`). */
 export async function startKeycloakDeletion(
   req: KeycloakDeletionRequest,
-  deps: KeycloakSelectionDeps & StartRunDeps,
+  deps: SelectionDeps & StartRunDeps,
 ): Promise<StartedDeletion> {
-  const prepared = await prepareKeycloakDeletion(req, deps);
-  const started = await startRun(prepared.runRequest, {
-    cassandra: deps.cassandra,
-    ledger: deps.ledger,
-    scanQueue: deps.scanQueue,
-    blockQueue: withRealms(deps.blockQueue, prepared.realmOf),
-  });
+  const prepared = await prepareDeletion(req, deps);
+  const started = await startRun(deletionRunRequest(req, prepared), deps);
   return { ...started, prepared };
 }

@@ -6,7 +6,8 @@
  */
 import cassandra from 'cassandra-driver';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { forEachLimit, MergeDataError, type MergeStore } from '#shared/merge/merge.ts';
+import { forEachLimit } from '#shared/core/concurrency.ts';
+import { MergeDataError, type MergeStore } from '#shared/merge/merge.ts';
 import { enrolledCourseIds } from '#shared/merge/rules.ts';
 import type {
   JournalEntry,

@@ -102,3 +102,16 @@ export function batchEnrolmentSyncEvent(
     object: { id: `${batchId}_${toId}`, type: 'CourseBatchEnrolment' },
   };
 }
+
+/** A merge request as the platform sends it (the CLI's `--from/--to`). */
+export function mergeRequestEvent(from: string, to: string, now = Date.now()): string {
+  return JSON.stringify({
+    eid: 'BE_JOB_REQUEST',
+    ets: now,
+    mid: `LP.${now}.cli`,
+    actor: { id: 'Merge User Courses and Cert', type: 'System' },
+    context: { pdata: { ver: '1.0', id: 'org.sunbird.platform' } },
+    object: { type: 'MergeUserCoursesAndCert', id: `${from}_${to}` },
+    edata: { action: 'merge-user-courses-and-cert', fromAccountId: from, toAccountId: to, iteration: 1 },
+  });
+}

@@ -37,6 +37,8 @@
  * recomputed.
  */
 import { randomUUID } from 'node:crypto';
+import { forEachLimit } from '#shared/core/concurrency.ts';
+import { BadInputError } from '#shared/core/errors.ts';
 import { decodePlan, encodePlan } from '#shared/merge/codec.ts';
 import { batchEnrolmentSyncEvent, type EventClock, systemClock } from '#shared/merge/events.ts';
 import { computeMergePlan } from '#shared/merge/rules.ts';
@@ -50,7 +52,7 @@ import type {
 } from '#shared/merge/types.ts';
 
 /** A problem with the data itself: retrying cannot help, so the event goes to the failed topic. */
-export class MergeDataError extends Error {
+export class MergeDataError extends BadInputError {
   override name = 'MergeDataError';
 }
 
@@ -120,28 +122,6 @@ export function chunkPlan(ops: WriteOp[]): string[] {
   }
   if (current.length > 0) chunks.push(encodePlan(current));
   return chunks;
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; the first failure rejects (after in-flight settle). */
-export async function forEachLimit<T>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (error) {
-        failed ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed) throw failed.error;
 }
 
 async function planAndClaim(

@@ -118,3 +118,21 @@ export function toMskEvent(
     records: grouped,
   };
 }
+
+/**
+ * The messages in an event file: an MSK event (e.g. events/msk-merge-user-courses.json) gives its records'
+ * values in order; anything else is one message to validate (and report), like a bad record on the topic.
+ */
+export function messagesOfEventFile(text: string): string[] {
+  try {
+    const parsed = JSON.parse(text) as { eventSource?: string; records?: Record<string, MSKRecord[]> };
+    if (parsed?.eventSource === 'aws:kafka' && parsed.records) {
+      return Object.values(parsed.records)
+        .flat()
+        .map((r) => decodeValue(r).toString('utf8'));
+    }
+  } catch {
+    // Not JSON: still a message.
+  }
+  return [text];
+}

@@ -2,6 +2,7 @@
  * One input message, end to end: validate, merge, report. Bad data never throws (it is published to the
  * failed topic and the caller moves on); infrastructure failures always throw (the caller must retry).
  */
+import type { Metrics } from '#shared/core/metrics.ts';
 import { failedEvent, validateMergeEvent } from '#shared/merge/events.ts';
 import {
   type EventPublisher,
@@ -20,29 +21,10 @@ export const METRIC = {
   duration: 'merge-duration',
 } as const;
 
-export type CountMetric = Exclude<(typeof METRIC)[keyof typeof METRIC], 'merge-duration'>;
-
-/** Metrics port: Powertools EMF in Lambda, an in-memory tally on the CLI. */
-export interface MergeMetrics {
-  count(name: CountMetric, value?: number): void;
-  durationMs(ms: number): void;
-}
-
-export class TallyMetrics implements MergeMetrics {
-  readonly counts: Record<string, number> = {};
-  readonly durations: number[] = [];
-  count(name: CountMetric, value = 1): void {
-    this.counts[name] = (this.counts[name] ?? 0) + value;
-  }
-  durationMs(ms: number): void {
-    this.durations.push(ms);
-  }
-}
-
 export interface ProcessDeps extends MergeDeps {
   publisher: EventPublisher;
   failedTopic: string;
-  metrics: MergeMetrics;
+  metrics: Metrics;
 }
 
 export type MessageResult =
@@ -67,7 +49,7 @@ export async function processMergeMessage(value: string | Buffer, deps: ProcessD
     const outcome = await runMerge(checked.request, deps);
     metrics.count(METRIC.success);
     metrics.count(METRIC.dbUpdates, outcome.writes);
-    metrics.durationMs(outcome.durationMs);
+    metrics.durationMs(METRIC.duration, outcome.durationMs);
     return { status: 'merged', outcome };
   } catch (err) {
     metrics.count(METRIC.failed);

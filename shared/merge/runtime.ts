@@ -12,9 +12,10 @@ import {
   type StringProducer,
 } from '#shared/clients/kafka.ts';
 import { ConfigError, type FlatConfig, resolveEnvName } from '#shared/config.ts';
+import type { Metrics } from '#shared/core/metrics.ts';
 import { CassandraMergeStore } from '#shared/merge/cassandra-store.ts';
 import type { EventPublisher } from '#shared/merge/merge.ts';
-import type { MergeMetrics, ProcessDeps } from '#shared/merge/process.ts';
+import type { ProcessDeps } from '#shared/merge/process.ts';
 
 export interface MergeTopics {
   input: string;
@@ -98,7 +99,7 @@ export interface MergeRuntime {
   close(): Promise<void>;
 }
 
-export function createMergeRuntime(cfg: FlatConfig, metrics: MergeMetrics): MergeRuntime {
+export function createMergeRuntime(cfg: FlatConfig, metrics: Metrics): MergeRuntime {
   const cassandra = createCassandraClient({
     ...cassandraOptionsFrom(cfg),
     coreConnectionsPerHost: 2,

@@ -6,8 +6,9 @@
 import { createReadStream } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { BadInputError } from '#shared/core/errors.ts';
 
-export class IdFileError extends Error {
+export class IdFileError extends BadInputError {
   override name = 'IdFileError';
 }
 

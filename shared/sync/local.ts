@@ -1,31 +1,32 @@
 /**
- * Running a whole run on one machine with the same cores the Lambda functions use: scan tasks are
- * consumed by a few concurrent scanner loops, blocks by paced worker loops, chained through an
- * in-process bounded queue (embedded mode) or a real SQS queue (`--queue-url`).
+ * A whole run on one machine with the same cores the Lambda functions use: scan tasks are consumed by a
+ * few concurrent scanner loops, blocks by paced worker loops, chained through a queue — in process by
+ * default, or a real SQS queue (`--queue-url`).
  */
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
-import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import type { SyncApiClient, SyncCallResult } from '#shared/clients/sync-api.ts';
-import { MemoryQueue, type MessageQueue, SqsQueue } from '#shared/queue.ts';
-import type { BlockOutcome, Ledger } from '#shared/sync/ledger.ts';
+import { MemoryQueue, type ReceivedMessage, type ReceivingQueue } from '#shared/queue/queue.ts';
 import { type Block, blockSchema, parseMessage, scanTaskSchema } from '#shared/sync/messages.ts';
+import { FixedPacer, type Pacer } from '#shared/sync/pacing.ts';
+import type {
+  BlockOutcome,
+  IdSource,
+  MessageQueue,
+  RunLedger,
+  SyncApi,
+  SyncCallResult,
+} from '#shared/sync/ports.ts';
 import { type StartedRun, type StartRunRequest, startRun } from '#shared/sync/run.ts';
 import { scanRange } from '#shared/sync/scan.ts';
 import { processBlock } from '#shared/sync/worker.ts';
 
 export interface LocalRunDeps {
-  cassandra: CassandraClient;
-  ledger: Ledger;
-  syncApi: SyncApiClient;
-  /** Real-queue mode: blocks go through this SQS queue instead of memory. */
-  sqs?: { client: SQSClient; url: string };
-  /** For `delete-keycloak-users`: where accepted blocks go next. */
-  deleteQueue?: MessageQueue;
+  ids: IdSource;
+  ledger: RunLedger;
+  syncApi: SyncApi;
+  /** The block queue between scan and workers; default: an in-process queue. */
+  blocks?: ReceivingQueue;
+  /** Queues of later stages (for runs that name `next`). */
+  stage?: (name: string) => MessageQueue;
+  pacer?: Pacer;
 }
 
 export interface LocalRunHooks {
@@ -59,7 +60,101 @@ export interface LocalRunResult {
   durationMs: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** What the scanners and workers share while a run goes on. */
+class RunState {
+  enumerated: number;
+  expectedBlocks: number;
+  scanning: boolean;
+  requestNo = 0;
+  readonly totals = { blocks: 0, ok: 0, failed: 0, idsOk: 0, idsFailed: 0 };
+  constructor(started: StartedRun) {
+    this.enumerated = started.ids;
+    this.expectedBlocks = started.blocks;
+    this.scanning = started.tasks > 0;
+  }
+  get finished(): boolean {
+    return !this.scanning && this.totals.blocks >= this.expectedBlocks;
+  }
+  count(outcome: BlockOutcome): void {
+    this.totals.blocks++;
+    if (outcome.status === 'failed') this.totals.failed++;
+    else this.totals.ok++;
+    this.totals.idsFailed += outcome.failedIds.length;
+    this.totals.idsOk += outcome.ids.length - outcome.failedIds.length;
+  }
+}
+
+async function scanAll(
+  scanQueue: MemoryQueue,
+  state: RunState,
+  deps: LocalRunDeps,
+  hooks: LocalRunHooks,
+  opts: LocalRunOptions,
+): Promise<void> {
+  const blockQueue = deps.blocks!;
+  const scanner = async (): Promise<void> => {
+    for (let body = await scanQueue.take(); body !== null; body = await scanQueue.take()) {
+      const result = await scanRange(parseMessage(scanTaskSchema, body), {
+        ids: deps.ids,
+        queue: blockQueue,
+        ledger: deps.ledger,
+        ...(opts.fetchSize ? { fetchSize: opts.fetchSize } : {}),
+        onPage: ({ ids, blocks }) => {
+          state.enumerated += ids;
+          state.expectedBlocks += blocks;
+          hooks.onEnumerated?.(state.enumerated);
+        },
+      });
+      if (!result.done) await scanQueue.send([JSON.stringify(result.continuation)]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.scanConcurrency ?? 4) }, scanner));
+}
+
+/** Handles one block of this run: paced, through the Sync API, into the ledger (or skipped once stopped). */
+async function handleBlock(
+  block: Block,
+  state: RunState,
+  pacer: Pacer,
+  deps: LocalRunDeps,
+  hooks: LocalRunHooks,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (!signal?.aborted) await pacer.before(block.run, signal);
+  if (signal?.aborted) {
+    await hooks.onSkipped?.(block);
+    return;
+  }
+  const { outcome } = await processBlock(block, {
+    syncApi: deps.syncApi,
+    ledger: deps.ledger,
+    ...(deps.stage ? { stage: deps.stage } : {}),
+    onCall: (b, result) => hooks.onCall?.(b, result, ++state.requestNo),
+  });
+  pacer.after(block.run);
+  state.count(outcome);
+  hooks.onBlockDone?.(block, outcome);
+}
+
+/** One message from the block queue: this run's block is handled, another run's is handed back. */
+async function consume(
+  m: ReceivedMessage,
+  runId: string,
+  handle: (block: Block) => Promise<void>,
+  log: ((message: string) => void) | undefined,
+): Promise<void> {
+  let block: Block;
+  try {
+    block = parseMessage(blockSchema, m.body);
+  } catch (err) {
+    // Left for the queue's redrive policy to move to the dead-letter queue.
+    log?.(`skipping malformed message ${m.id}: ${(err as Error).message}`);
+    return;
+  }
+  if (block.run.runId !== runId) return m.release();
+  await handle(block);
+  await m.ack();
+}
 
 export async function runLocal(
   req: StartRunRequest,
@@ -69,131 +164,39 @@ export async function runLocal(
 ): Promise<LocalRunResult> {
   const started = Date.now();
   const scanQueue = new MemoryQueue(Number.MAX_SAFE_INTEGER);
-  const memoryBlocks = new MemoryQueue(256);
-  const blockQueue: MessageQueue = deps.sqs ? new SqsQueue(deps.sqs.client, deps.sqs.url) : memoryBlocks;
-  const run = await startRun(req, { cassandra: deps.cassandra, ledger: deps.ledger, scanQueue, blockQueue });
+  // A scan is held to 256 blocks ahead of the workers; an id list is in memory anyway, and its blocks
+  // are all enqueued before the workers start.
+  const given = Boolean(req.ids || req.groups);
+  const inProcess = deps.blocks ? undefined : new MemoryQueue(given ? Number.MAX_SAFE_INTEGER : 256);
+  const d: LocalRunDeps = { ...deps, blocks: deps.blocks ?? inProcess! };
+  const run = await startRun(req, { ids: d.ids, ledger: d.ledger, scanQueue, blockQueue: d.blocks! });
   scanQueue.close();
   hooks.onStarted?.(run);
-
-  let enumerated = run.ids;
-  let expectedBlocks = run.blocks;
-  let scanning = run.tasks > 0;
-  const scanner = async (): Promise<void> => {
-    for (let body = await scanQueue.receive(); body !== null; body = await scanQueue.receive()) {
-      const task = parseMessage(scanTaskSchema, body);
-      const result = await scanRange(task, {
-        cassandra: deps.cassandra,
-        queue: blockQueue,
-        ledger: deps.ledger,
-        ...(opts.fetchSize ? { fetchSize: opts.fetchSize } : {}),
-        onPage: ({ ids, blocks }) => {
-          enumerated += ids;
-          expectedBlocks += blocks;
-          hooks.onEnumerated?.(enumerated);
-        },
-      });
-      if (!result.done) await scanQueue.send([JSON.stringify(result.continuation)]);
-    }
-  };
-  const scanners = Promise.all(
-    Array.from({ length: Math.max(1, opts.scanConcurrency ?? 4) }, scanner),
-  ).finally(() => {
-    scanning = false;
-    memoryBlocks.close();
+  const state = new RunState(run);
+  hooks.onEnumerated?.(state.enumerated);
+  const scanners = scanAll(scanQueue, state, d, hooks, opts).finally(() => {
+    state.scanning = false;
+    inProcess?.close();
   });
-  if (run.tasks === 0) memoryBlocks.close();
-  hooks.onEnumerated?.(enumerated);
-
-  const totals = { blocks: 0, ok: 0, failed: 0, idsOk: 0, idsFailed: 0 };
-  let requestNo = 0;
-  // The original slept `sleep` ms after each call before the next one. Across several workers the
-  // same spacing holds: a call may start only `sleep` ms after the previous call started and ended.
-  let nextCallAt = 0;
-  const handle = async (block: Block): Promise<void> => {
-    if (opts.signal?.aborted) {
-      await hooks.onSkipped?.(block);
-      return;
-    }
-    const paced = !block.run.dryRun && block.run.sleepMs > 0;
-    if (paced) {
-      for (let wait = nextCallAt - Date.now(); wait > 0; wait = nextCallAt - Date.now()) await sleep(wait);
-      nextCallAt = Date.now() + block.run.sleepMs;
-    }
-    if (opts.signal?.aborted) {
-      // Stopped while this block waited for its turn.
-      await hooks.onSkipped?.(block);
-      return;
-    }
-    const { outcome } = await processBlock(block, {
-      syncApi: deps.syncApi,
-      ledger: deps.ledger,
-      ...(deps.deleteQueue ? { deleteQueue: deps.deleteQueue } : {}),
-      onCall: (b, result) => hooks.onCall?.(b, result, ++requestNo),
-    });
-    if (paced) nextCallAt = Math.max(nextCallAt, Date.now() + block.run.sleepMs);
-    totals.blocks++;
-    if (outcome.status === 'failed') totals.failed++;
-    else totals.ok++;
-    totals.idsFailed += outcome.failedIds.length;
-    totals.idsOk += outcome.ids.length - outcome.failedIds.length;
-    hooks.onBlockDone?.(block, outcome);
-  };
-
-  const memoryWorker = async (): Promise<void> => {
-    for (let body = await memoryBlocks.receive(); body !== null; body = await memoryBlocks.receive()) {
-      await handle(parseMessage(blockSchema, body));
+  const pacer = d.pacer ?? new FixedPacer();
+  const handle = (block: Block) => handleBlock(block, state, pacer, d, hooks, opts.signal);
+  const worker = async (): Promise<void> => {
+    while (!state.finished) {
+      const messages = await d.blocks!.receive({ max: 10, waitMs: 1000 });
+      if (messages === null) return;
+      for (const m of messages) await consume(m, run.runId, handle, hooks.log);
     }
   };
-
-  const sqsWorker = async (sqs: { client: SQSClient; url: string }): Promise<void> => {
-    while (scanning || totals.blocks < expectedBlocks) {
-      const out = await sqs.client.send(
-        new ReceiveMessageCommand({
-          QueueUrl: sqs.url,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: 1,
-          VisibilityTimeout: 120,
-        }),
-      );
-      for (const m of out.Messages ?? []) {
-        let block: Block;
-        try {
-          block = parseMessage(blockSchema, m.Body ?? '');
-        } catch (err) {
-          hooks.log?.(`skipping malformed message ${m.MessageId}: ${(err as Error).message}`);
-          continue; // left for the queue's redrive policy to move to the dead-letter queue
-        }
-        if (block.run.runId !== run.runId) {
-          // Another run's block: hand it back untouched.
-          await sqs.client.send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: sqs.url,
-              ReceiptHandle: m.ReceiptHandle,
-              VisibilityTimeout: 0,
-            }),
-          );
-          continue;
-        }
-        await handle(block);
-        await sqs.client.send(
-          new DeleteMessageCommand({ QueueUrl: sqs.url, ReceiptHandle: m.ReceiptHandle }),
-        );
-      }
-    }
-  };
-
-  const workers = Array.from({ length: Math.max(1, opts.workerConcurrency ?? 1) }, () =>
-    deps.sqs ? sqsWorker(deps.sqs) : memoryWorker(),
-  );
-  await Promise.all([scanners, ...workers]);
+  await Promise.all([scanners, ...Array.from({ length: Math.max(1, opts.workerConcurrency ?? 1) }, worker)]);
+  const t = state.totals;
   return {
     runId: run.runId,
-    idsEnumerated: enumerated,
-    blocks: totals.blocks,
-    blocksSucceeded: totals.ok,
-    blocksFailed: totals.failed,
-    idsSucceeded: totals.idsOk,
-    idsFailed: totals.idsFailed,
+    idsEnumerated: state.enumerated,
+    blocks: t.blocks,
+    blocksSucceeded: t.ok,
+    blocksFailed: t.failed,
+    idsSucceeded: t.idsOk,
+    idsFailed: t.idsFailed,
     dryRun: req.dryRun,
     durationMs: Date.now() - started,
   };

@@ -4,42 +4,50 @@
  * - ScanTask (scan queue → fanout): one token sub-range of a table to enumerate, with a checkpoint
  *   (page state, next block number, ids carried into the next block) so a later invocation resumes
  *   exactly where an earlier one stopped.
- * - Block (sync queue → sync-block, delete queue → delete-keycloak-users): one Sync API call's ids.
+ * - Block (sync queue → sync-block, and on to whatever stage the run names in `run.next`): one Sync API
+ *   call's ids. `context` carries the starting job's own data (strings only) to later stages untouched.
  */
 import { z } from 'zod';
+import { MessageError } from '#shared/queue/queue.ts';
+import { OBJECT_TYPES, TABLES } from '#shared/sync/objects.ts';
 
-export const JOBS = ['sync', 'delete-keycloak-users'] as const;
-export type Job = (typeof JOBS)[number];
+export { MessageError };
+
+const name = z.string().regex(/^[a-z][\w-]*$/i, { error: 'expected a name (letters, digits, _ and -)' });
 
 export const runSettingsSchema = z.object({
   runId: z.string().min(1),
-  job: z.enum(JOBS),
-  objectType: z.enum(['user', 'organisation', 'location']),
+  /** Which job started the run (a label for reports; the sync chain does not act on it). */
+  job: name,
+  objectType: z.enum(OBJECT_TYPES),
   dryRun: z.boolean(),
   verify: z.boolean().default(false),
   blockSize: z.number().int().positive(),
   sleepMs: z.number().int().nonnegative(),
+  /** The stage an accepted block goes on to (set by whoever started the run); absent: it ends here. */
+  next: name.optional(),
 });
 export type RunSettings = z.infer<typeof runSettingsSchema>;
+
+export const checkpointSchema = z.object({
+  pageState: z.string().nullable(),
+  nextSeq: z.number().int().nonnegative(),
+  carry: z.array(z.string()),
+  idsSoFar: z.number().int().nonnegative(),
+  hops: z.number().int().nonnegative(),
+});
+export type Checkpoint = z.infer<typeof checkpointSchema>;
 
 export const scanTaskSchema = z.object({
   type: z.literal('scan'),
   run: runSettingsSchema,
   keyspace: z.string().regex(/^\w+$/),
-  table: z.enum(['user', 'organisation']),
+  table: z.enum(TABLES),
   rangeNo: z.number().int().nonnegative(),
   /** Murmur3 tokens as decimal strings; the range is (start, end]. */
   start: z.string().regex(/^-?\d+$/),
   end: z.string().regex(/^-?\d+$/),
-  checkpoint: z
-    .object({
-      pageState: z.string().nullable(),
-      nextSeq: z.number().int().nonnegative(),
-      carry: z.array(z.string()),
-      idsSoFar: z.number().int().nonnegative(),
-      hops: z.number().int().nonnegative(),
-    })
-    .optional(),
+  checkpoint: checkpointSchema.optional(),
 });
 export type ScanTask = z.infer<typeof scanTaskSchema>;
 
@@ -51,20 +59,19 @@ export const blockSchema = z.object({
   /** Block number within its range; (rangeNo, seq) is the block's stable identity. */
   seq: z.number().int().nonnegative(),
   ids: z.array(z.string().min(1)).min(1),
-  /** For the deletion job: the Keycloak realm the ids belong to. */
-  realm: z.string().optional(),
+  /** Data of the job that started the run, for its later stages. */
+  context: z.record(z.string(), z.string()).optional(),
 });
 export type Block = z.infer<typeof blockSchema>;
-
-export const queueMessageSchema = z.discriminatedUnion('type', [scanTaskSchema, blockSchema]);
-export type QueueMessage = z.infer<typeof queueMessageSchema>;
 
 export function blockKey(b: Pick<Block, 'rangeNo' | 'seq'>): string {
   return `${b.rangeNo}/${b.seq}`;
 }
 
-export class MessageError extends Error {
-  override name = 'MessageError';
+/** The one-line reason a value does not fit a schema. */
+export function schemaIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown';
 }
 
 /** Parse and validate a message body; the error says what is wrong in one line. */
@@ -76,28 +83,6 @@ export function parseMessage<T extends z.ZodType>(schema: T, body: string): z.ou
     throw new MessageError(`message is not JSON: ${body.slice(0, 80)}`);
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new MessageError(
-      `invalid message: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown'}`,
-    );
-  }
+  if (!parsed.success) throw new MessageError(`invalid message: ${schemaIssue(parsed.error)}`);
   return parsed.data;
-}
-
-/**
- * The block in an SQS record, for the queue-triggered workers. A malformed message is logged and
- * rethrown: redelivery cannot fix it, so it goes on to the dead-letter queue, where it stays
- * inspectable, while the rest of the batch proceeds.
- */
-export function blockOfRecord(
-  record: { messageId: string; body: string },
-  logger: { error(message: string, attributes: Record<string, unknown>): void },
-): Block {
-  try {
-    return parseMessage(blockSchema, record.body);
-  } catch (err) {
-    logger.error('malformed block message', { messageId: record.messageId, error: (err as Error).message });
-    throw err;
-  }
 }

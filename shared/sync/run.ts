@@ -1,28 +1,40 @@
 /**
  * Starting a run: record it in the ledger, then either cut the table's token ring into scan tasks
- * (full resync) or cut the given ids into blocks (specific ids, id files, retries).
+ * (full resync) or cut the given ids into blocks (specific ids, id files, retries, another job's
+ * candidates).
  */
 import { randomBytes } from 'node:crypto';
-import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import type { MessageQueue } from '#shared/queue.ts';
-import { type Ledger, summarise } from '#shared/sync/ledger.ts';
-import type { Block, Job, RunSettings, ScanTask } from '#shared/sync/messages.ts';
+import { BadInputError } from '#shared/core/errors.ts';
+import type { Block, RunSettings, ScanTask } from '#shared/sync/messages.ts';
+import { type Table, tableOf } from '#shared/sync/objects.ts';
+import type { IdSource, MessageQueue, RunLedger } from '#shared/sync/ports.ts';
 import { type PlanOptions, planRanges } from '#shared/sync/scan.ts';
+import { summarise } from '#shared/sync/summary.ts';
 
-export function newRunId(job: Job, objectType: string, now = new Date()): string {
+export function newRunId(prefix: string, objectType: string, now = new Date()): string {
   const stamp = now
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
-  return `${job === 'sync' ? 'sync' : 'kcdel'}-${objectType}-${stamp}-${randomBytes(3).toString('hex')}`;
+  return `${prefix}-${objectType}-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Ids that travel together, with the starting job's data for its later stages. */
+export interface IdGroup {
+  ids: string[];
+  context?: Record<string, string>;
 }
 
 export interface StartRunRequest extends Omit<RunSettings, 'runId'> {
   runId?: string;
-  table: 'user' | 'organisation';
+  /** First part of a generated run id (default: the job). */
+  runIdPrefix?: string;
+  table: Table;
   keyspace: string;
   /** Given ids (console payload, id file, retry); absent = full scan of the table. */
   ids?: string[];
+  /** Given ids in groups whose blocks carry a context (a group's blocks never mix with another's). */
+  groups?: IdGroup[];
   source: string;
   parentRun?: string;
   plan?: PlanOptions;
@@ -30,8 +42,8 @@ export interface StartRunRequest extends Omit<RunSettings, 'runId'> {
 }
 
 export interface StartRunDeps {
-  cassandra: CassandraClient;
-  ledger: Ledger;
+  ids: IdSource;
+  ledger: RunLedger;
   scanQueue: MessageQueue;
   blockQueue: MessageQueue;
 }
@@ -52,89 +64,101 @@ export function blocksOf(ids: string[], size: number): string[][] {
   return out;
 }
 
-export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
-  const run: RunSettings = {
-    runId: req.runId ?? newRunId(req.job, req.objectType),
+export function runSettingsOf(req: StartRunRequest): RunSettings {
+  return {
+    runId: req.runId ?? newRunId(req.runIdPrefix ?? req.job, req.objectType),
     job: req.job,
     objectType: req.objectType,
     dryRun: req.dryRun,
     verify: req.verify,
     blockSize: req.blockSize,
     sleepMs: req.sleepMs,
+    ...(req.next ? { next: req.next } : {}),
   };
-  if (req.ids) {
-    const chunks = blocksOf(req.ids, run.blockSize);
-    await deps.ledger.createRun(run, {
-      source: req.source,
-      ranges: 1,
-      ...(req.parentRun ? { parentRun: req.parentRun } : {}),
-      ...(req.params ? { params: req.params } : {}),
-    });
-    const bodies = chunks.map((ids, seq) =>
-      JSON.stringify({ type: 'block', run, rangeNo: 0, seq, ids } satisfies Block),
-    );
-    await deps.blockQueue.send(bodies);
-    await deps.ledger.setRange(run.runId, {
-      rangeNo: 0,
-      start: 'ids',
-      end: 'ids',
-      ids: req.ids.length,
-      blocks: chunks.length,
-      done: true,
-      hops: 0,
-    });
-    return { runId: run.runId, run, tasks: 0, ids: req.ids.length, blocks: chunks.length };
+}
+
+/** The blocks of an id run: each group cut by the block size, numbered across groups. */
+export function idBlocks(run: RunSettings, groups: IdGroup[]): Block[] {
+  const blocks: Block[] = [];
+  for (const g of groups) {
+    for (const ids of blocksOf(g.ids, run.blockSize)) {
+      blocks.push({
+        type: 'block',
+        run,
+        rangeNo: 0,
+        seq: blocks.length,
+        ids,
+        ...(g.context ? { context: g.context } : {}),
+      });
+    }
   }
-  const ranges = await planRanges(deps.cassandra, req.keyspace, req.table, {
+  return blocks;
+}
+
+async function startIdRun(
+  run: RunSettings,
+  req: StartRunRequest,
+  groups: IdGroup[],
+  deps: StartRunDeps,
+): Promise<StartedRun> {
+  const blocks = idBlocks(run, groups);
+  const ids = blocks.reduce((n, b) => n + b.ids.length, 0);
+  await deps.ledger.createRun(run, {
+    source: req.source,
+    ranges: 1,
+    parentRun: req.parentRun,
+    params: req.params,
+  });
+  await deps.blockQueue.send(blocks.map((b) => JSON.stringify(b)));
+  await deps.ledger.setRanges(run.runId, [
+    { rangeNo: 0, start: 'ids', end: 'ids', ids, blocks: blocks.length, done: true, hops: 0 },
+  ]);
+  return { runId: run.runId, run, tasks: 0, ids, blocks: blocks.length };
+}
+
+export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
+  const run = runSettingsOf(req);
+  const groups = req.groups ?? (req.ids ? [{ ids: req.ids }] : undefined);
+  if (groups) return startIdRun(run, req, groups, deps);
+  const ranges = await planRanges(deps.ids, req.keyspace, req.table, {
     ...req.plan,
     blockSize: run.blockSize,
   });
-  await deps.ledger.createRun(run, {
-    source: req.source,
-    ranges: ranges.length,
-    ...(req.params ? { params: req.params } : {}),
-  });
+  await deps.ledger.createRun(run, { source: req.source, ranges: ranges.length, params: req.params });
   await deps.ledger.setRanges(
     run.runId,
     ranges.map((r) => ({ ...r, ids: 0, blocks: 0, done: false, hops: 0 })),
   );
   const tasks = ranges.map((r) =>
-    JSON.stringify({
-      type: 'scan',
-      run,
-      keyspace: req.keyspace,
-      table: req.table,
-      rangeNo: r.rangeNo,
-      start: r.start,
-      end: r.end,
-    } satisfies ScanTask),
+    JSON.stringify({ type: 'scan', run, keyspace: req.keyspace, table: req.table, ...r } satisfies ScanTask),
   );
   await deps.scanQueue.send(tasks);
   return { runId: run.runId, run, tasks: tasks.length, ids: 0, blocks: 0 };
 }
 
-export class RunNotFoundError extends Error {
+export class RunNotFoundError extends BadInputError {
   override name = 'RunNotFoundError';
 }
 
 /**
- * The request for a new run over exactly the failed ids of an earlier one (failed blocks and
- * unconfirmed ids), with the earlier run's settings; null when nothing failed.
+ * The request for a new sync run over exactly the failed ids of an earlier one (failed blocks and
+ * unconfirmed ids), with the earlier run's settings; null when nothing failed. A retry re-syncs only:
+ * it never repeats a later stage of the earlier run.
  */
 export async function retryRequest(
-  ledger: Ledger,
+  ledger: RunLedger,
   runId: string,
   keyspace: string,
 ): Promise<StartRunRequest | null> {
   const summary = await summarise(ledger, runId);
-  if (!summary) throw new RunNotFoundError(`no run ${runId} in the ledger (${ledger.ks})`);
+  if (!summary) throw new RunNotFoundError(`no run ${runId} in the ledger`);
   const ids = [...new Set(summary.failures.map((f) => f.id))];
   if (ids.length === 0) return null;
   const prior = summary.run;
   return {
-    job: prior.job,
+    job: 'sync',
     objectType: prior.objectType,
-    table: prior.objectType === 'organisation' ? 'organisation' : 'user',
+    table: tableOf(prior.objectType) ?? 'user',
     keyspace,
     dryRun: prior.dryRun,
     verify: prior.verify,

@@ -10,16 +10,26 @@ import {
 } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
-import { ConfigError, type FlatConfig } from '#shared/config.ts';
-import { type MessageQueue, SqsQueue } from '#shared/queue.ts';
-import { Ledger } from '#shared/sync/ledger.ts';
+import { ConfigError, type FlatConfig, SETTINGS, type SettingKey } from '#shared/config.ts';
+import { SqsQueue } from '#shared/queue/sqs.ts';
+import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
+import type { IdSource, RunLedger, SyncApi } from '#shared/sync/ports.ts';
+
+/** The configuration key of a queue by its stage name (`sync`, `scan`, or a later stage's name). */
+function queueKey(name: string): SettingKey | undefined {
+  const key = `queues.${name}`;
+  return key in SETTINGS ? (key as SettingKey) : undefined;
+}
 
 export class SyncRuntime {
   readonly cfg: FlatConfig;
   #cassandra?: CassandraClient;
   #sqs?: SQSClient;
   #syncApi?: SyncApiClient;
-  #ledger?: Ledger;
+  #ledger?: RunLedger;
+  #ids?: IdSource;
+  readonly #queues = new Map<string, SqsQueue>();
 
   constructor(cfg: FlatConfig) {
     this.cfg = cfg;
@@ -30,8 +40,13 @@ export class SyncRuntime {
     return this.#cassandra;
   }
 
-  get ledger(): Ledger {
-    this.#ledger ??= new Ledger(this.cassandra, this.cfg['cassandra.opsKeyspace']);
+  get ids(): IdSource {
+    this.#ids ??= new CassandraIdSource(this.cassandra);
+    return this.#ids;
+  }
+
+  get ledger(): RunLedger {
+    this.#ledger ??= new CassandraRunLedger(this.cassandra, this.cfg['cassandra.opsKeyspace']);
     return this.#ledger;
   }
 
@@ -40,7 +55,7 @@ export class SyncRuntime {
     return this.#sqs;
   }
 
-  get syncApi(): SyncApiClient {
+  get syncApi(): SyncApi {
     this.#syncApi ??= new SyncApiClient({
       endpoint: this.cfg['syncApi.endpoint'],
       apiKey: this.cfg['syncApi.apiKey'],
@@ -51,14 +66,26 @@ export class SyncRuntime {
     return this.#syncApi;
   }
 
-  queue(name: 'scan' | 'sync' | 'delete'): MessageQueue {
-    const url = this.cfg[`queues.${name}`];
-    if (!url) throw new ConfigError(`no ${name} queue configured (set ${name.toUpperCase()}_QUEUE_URL)`);
-    return new SqsQueue(this.sqs, url);
+  /** The queue of a stage (`scan`, `sync`, `delete`, …) from its `<NAME>_QUEUE_URL` setting. */
+  queue(name: string): SqsQueue {
+    const key = queueKey(name);
+    const url = key ? (this.cfg[key] as string) : '';
+    if (!url) {
+      const env = key ? SETTINGS[key].env : `${name.toUpperCase()}_QUEUE_URL`;
+      throw new ConfigError(`no ${name} queue configured (set ${env})`);
+    }
+    let q = this.#queues.get(url);
+    if (!q) {
+      // A local consumer (CLI `--queue-url`) holds a block for up to two minutes before others may take it.
+      q = new SqsQueue(this.sqs, url, { visibilityTimeoutS: 120 });
+      this.#queues.set(url, q);
+    }
+    return q;
   }
 
-  hasQueue(name: 'scan' | 'sync' | 'delete'): boolean {
-    return Boolean(this.cfg[`queues.${name}`]);
+  hasQueue(name: string): boolean {
+    const key = queueKey(name);
+    return Boolean(key && this.cfg[key]);
   }
 
   async close(): Promise<void> {

@@ -1,20 +1,22 @@
 /**
- * One block through the Sync API: the unit of work of the sync-block function and of the CLI.
- * The outcome goes to the ledger (and the Talend logs when the caller keeps them); for the Keycloak job
- * a block the Sync API accepted moves on to the delete queue — a block whose sync failed never does.
+ * One block through the Sync API: the unit of work of the sync-block function and of the CLI. The outcome
+ * goes to the ledger (and the Talend logs when the caller keeps them). When the run names a next stage
+ * (`run.next`, set by whoever started it), a block the Sync API accepted moves on to that stage's queue
+ * with the ids it confirmed — a block whose sync failed never does.
  */
-import type { SyncApiClient, SyncCallResult } from '#shared/clients/sync-api.ts';
-import type { MessageQueue } from '#shared/queue.ts';
-import type { BlockOutcome, Ledger } from '#shared/sync/ledger.ts';
+import { BadInputError } from '#shared/core/errors.ts';
+import { isRetryableStatus } from '#shared/core/retry.ts';
 import type { Block } from '#shared/sync/messages.ts';
+import type { BlockOutcome, MessageQueue, RunLedger, SyncApi, SyncCallResult } from '#shared/sync/ports.ts';
 
 export interface WorkerDeps {
-  syncApi: SyncApiClient;
-  ledger?: Ledger;
-  /** The next stage for `delete-keycloak-users` blocks. */
-  deleteQueue?: MessageQueue;
+  syncApi: SyncApi;
+  ledger?: RunLedger;
+  /** The queue of a later stage, by the name the run gives it in `run.next`. */
+  stage?: (name: string) => MessageQueue;
   /** Called once per real API call, e.g. to write the Talend logs. */
   onCall?: (block: Block, result: SyncCallResult) => void;
+  signal?: AbortSignal;
 }
 
 export interface BlockResult {
@@ -23,7 +25,8 @@ export interface BlockResult {
   retryable: boolean;
 }
 
-function reasonOf(r: SyncCallResult): string {
+/** The failure's reason for the ledger and the failure list: status, the API's error code and message. */
+export function reasonOf(r: SyncCallResult): string {
   if (r.status === null) return `network error: ${r.error ?? 'no response'}`;
   let detail = '';
   try {
@@ -35,29 +38,11 @@ function reasonOf(r: SyncCallResult): string {
   return `HTTP ${r.status}${detail ? `: ${detail}` : ''}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`;
 }
 
-export async function processBlock(block: Block, deps: WorkerDeps): Promise<BlockResult> {
-  const base = { rangeNo: block.rangeNo, seq: block.seq, stage: 'sync' as const, ids: block.ids };
-  if (block.run.dryRun) {
-    const outcome: BlockOutcome = {
-      ...base,
-      status: 'dry-run',
-      failedIds: [],
-      reason: null,
-      attempts: 0,
-      httpStatus: null,
-      response: null,
-    };
-    await deps.ledger?.recordBlock(block.run.runId, outcome);
-    if (block.run.job === 'delete-keycloak-users' && deps.deleteQueue)
-      await deps.deleteQueue.send([JSON.stringify(block)]);
-    return { outcome, retryable: false };
-  }
-  const result = await deps.syncApi.sync(block.run.objectType, block.ids, { verify: block.run.verify });
-  deps.onCall?.(block, result);
-  let outcome: BlockOutcome;
+export function outcomeOf(block: Block, result: SyncCallResult): BlockOutcome {
+  const base = { rangeNo: block.rangeNo, seq: block.seq, stage: 'sync', ids: block.ids };
   if (result.ok) {
     const unconfirmed = result.unconfirmedIds ?? [];
-    outcome = {
+    return {
       ...base,
       status: unconfirmed.length ? 'partial' : 'succeeded',
       failedIds: unconfirmed,
@@ -66,22 +51,62 @@ export async function processBlock(block: Block, deps: WorkerDeps): Promise<Bloc
       httpStatus: result.status,
       response: result.responseBody,
     };
-  } else {
-    outcome = {
-      ...base,
-      status: 'failed',
-      failedIds: block.ids,
-      reason: reasonOf(result),
-      attempts: result.attempts,
-      httpStatus: result.status,
-      response: result.responseBody || result.error || null,
-    };
   }
+  return {
+    ...base,
+    status: 'failed',
+    failedIds: block.ids,
+    reason: reasonOf(result),
+    attempts: result.attempts,
+    httpStatus: result.status,
+    response: result.responseBody || result.error || null,
+  };
+}
+
+function dryRunOutcome(block: Block): BlockOutcome {
+  return {
+    rangeNo: block.rangeNo,
+    seq: block.seq,
+    stage: 'sync',
+    ids: block.ids,
+    status: 'dry-run',
+    failedIds: [],
+    reason: null,
+    attempts: 0,
+    httpStatus: null,
+    response: null,
+  };
+}
+
+/** Hands the accepted ids on to the run's next stage, if it names one. */
+async function forward(block: Block, outcome: BlockOutcome, deps: WorkerDeps): Promise<void> {
+  const next = block.run.next;
+  if (!next || outcome.status === 'failed') return;
+  if (!deps.stage) {
+    throw new BadInputError(
+      `block ${block.rangeNo}/${block.seq} goes on to stage "${next}", which has no queue here`,
+    );
+  }
+  const failed = new Set(outcome.failedIds);
+  const ids = block.ids.filter((id) => !failed.has(id));
+  if (ids.length) await deps.stage(next).send([JSON.stringify({ ...block, ids } satisfies Block)]);
+}
+
+export async function processBlock(block: Block, deps: WorkerDeps): Promise<BlockResult> {
+  if (block.run.dryRun) {
+    const outcome = dryRunOutcome(block);
+    await deps.ledger?.recordBlock(block.run.runId, outcome);
+    await forward(block, outcome, deps);
+    return { outcome, retryable: false };
+  }
+  const result = await deps.syncApi.sync(block.run.objectType, block.ids, {
+    verify: block.run.verify,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  deps.onCall?.(block, result);
+  const outcome = outcomeOf(block, result);
   await deps.ledger?.recordBlock(block.run.runId, outcome);
-  if (result.ok && block.run.job === 'delete-keycloak-users' && deps.deleteQueue) {
-    const confirmed = block.ids.filter((id) => !outcome.failedIds.includes(id));
-    if (confirmed.length) await deps.deleteQueue.send([JSON.stringify({ ...block, ids: confirmed })]);
-  }
-  const retryable = !result.ok && (result.status === null || result.status === 429 || result.status >= 500);
+  await forward(block, outcome, deps);
+  const retryable = !result.ok && (result.status === null || isRetryableStatus(result.status));
   return { outcome, retryable };
 }

@@ -10,7 +10,8 @@ import {
   pagedRows,
 } from '#shared/clients/cassandra.ts';
 import { createPgPool } from '#shared/clients/postgres.ts';
-import { MemoryQueue, SqsQueue } from '#shared/queue.ts';
+import { MemoryQueue } from '#shared/queue/queue.ts';
+import { SqsQueue } from '#shared/queue/sqs.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, testSqs } from '#test/helpers/sqs.ts';
 
@@ -139,10 +140,10 @@ describe('in-process queue', () => {
     });
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(sent, false, 'the third message waits for room');
-    assert.equal(await q.receive(), 'a');
+    assert.equal(await q.take(), 'a');
     await sending;
     assert.equal(sent, true);
     q.close();
-    assert.deepEqual([await q.receive(), await q.receive(), await q.receive()], ['b', 'c', null]);
+    assert.deepEqual([await q.take(), await q.take(), await q.take()], ['b', 'c', null]);
   });
 });

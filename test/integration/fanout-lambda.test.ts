@@ -8,11 +8,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Context, SQSEvent } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
+import { toSqsEvent } from '#scripts/offline/sqs-bridge.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { seed, seededUserIds } from '#shared/seed/seed.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { blockSchema } from '#shared/sync/messages.ts';
+import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
 
@@ -99,21 +101,7 @@ test('a full resync payload fans out, scans under an exhausted time budget with 
     }
     idle = 0;
     if (JSON.parse(m.Body!).checkpoint) continuations++;
-    const event: SQSEvent = {
-      Records: [
-        {
-          messageId: m.MessageId!,
-          receiptHandle: m.ReceiptHandle!,
-          body: m.Body!,
-          attributes: {} as never,
-          messageAttributes: {},
-          md5OfBody: '',
-          eventSource: 'aws:sqs',
-          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:scan',
-          awsRegion: 'us-east-1',
-        },
-      ],
-    };
+    const event = toSqsEvent([m], 'arn:aws:sqs:us-east-1:000000000000:scan', 'us-east-1');
     const res = (await handler(event, nearlyOutOfTime())) as { batchItemFailures: unknown[] };
     assert.deepEqual(res.batchItemFailures, []);
     await sqs.send(new DeleteMessageCommand({ QueueUrl: scanQ.url, ReceiptHandle: m.ReceiptHandle }));
@@ -125,7 +113,7 @@ test('a full resync payload fans out, scans under an exhausted time budget with 
   const ids = (await drain(sqs, syncQ.url)).flatMap((b) => blockSchema.parse(JSON.parse(b)).ids);
   assert.equal(ids.length, USERS, 'no id enqueued twice');
   assert.deepEqual(new Set(ids), new Set(seededUserIds(5, USERS)));
-  const summary = await summarise(new Ledger(client, ks.ops), started.runId);
+  const summary = await summarise(new CassandraRunLedger(client, ks.ops), started.runId);
   assert.equal(summary?.idsEnumerated, USERS);
   assert.equal(summary?.ranges.done, started.tasks);
   assert.equal(summary?.run.dryRun, false);

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Context, SQSEvent } from 'aws-lambda';
-import { LIST_FILES } from '#cli/keycloak.ts';
 import {
   KEYCLOAK_ADMIN_PASSWORD,
   KEYCLOAK_ADMIN_USER,
@@ -22,9 +21,11 @@ import { ensureServices } from '#scripts/services.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { createPgPool, type PgPool } from '#shared/clients/postgres.ts';
-import { DeletionLedger } from '#shared/keycloak/deletion-ledger.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { CassandraDeletionRecords } from '#shared/keycloak/cassandra-records.ts';
+import { LIST_FILES, runDeletionRows } from '#shared/keycloak/lists.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import type { Block } from '#shared/sync/messages.ts';
+import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import {
   createKeycloakRealmFixture,
@@ -184,9 +185,10 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
     assert.equal(await exists(protectedUser.id), true);
 
     // The ledger has every per-id outcome and a summary of the delete stage.
-    const ledger = new Ledger(cassandra, ks.ops);
+    const ledger = new CassandraRunLedger(cassandra, ks.ops);
     const rows = [];
-    for await (const row of new DeletionLedger(ledger).rows(r.runId)) rows.push(row);
+    for await (const row of runDeletionRows(ledger, new CassandraDeletionRecords(cassandra, ks.ops), r.runId))
+      rows.push(row);
     assert.deepEqual(sorted(rows.filter((x) => x.outcome === 'deleted').map((x) => x.id)), normal.slice(2));
     const syncSummary = await summarise(ledger, r.runId, 'sync');
     assert.equal(syncSummary?.blocks.failed, 1);
@@ -226,7 +228,7 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
       LOG_LEVEL: 'SILENT',
     });
     const { handler } = await import('#functions/delete-keycloak-users.ts');
-    const ledger = new Ledger(cassandra, ks.ops);
+    const ledger = new CassandraRunLedger(cassandra, ks.ops);
     const block: Block = {
       type: 'block',
       run: {
@@ -237,22 +239,25 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
         verify: false,
         blockSize: 100,
         sleepMs: 0,
+        next: 'delete',
       },
       rangeNo: 0,
       seq: 0,
       ids: [user.id],
-      realm: fx.realm,
+      context: { realm: fx.realm },
     };
     await ledger.createRun(block.run, { source: 'test', ranges: 1 });
-    await ledger.setRange(block.run.runId, {
-      rangeNo: 0,
-      start: 'ids',
-      end: 'ids',
-      ids: 1,
-      blocks: 1,
-      done: true,
-      hops: 0,
-    });
+    await ledger.setRanges(block.run.runId, [
+      {
+        rangeNo: 0,
+        start: 'ids',
+        end: 'ids',
+        ids: 1,
+        blocks: 1,
+        done: true,
+        hops: 0,
+      },
+    ]);
     const record = (messageId: string, body: string) => ({
       messageId,
       receiptHandle: `rh-${messageId}`,
@@ -277,7 +282,12 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
     assert.deepEqual(res.batchItemFailures, [{ itemIdentifier: 'bad-1' }]);
     assert.equal(await exists(user.id), false);
     const rows = [];
-    for await (const row of new DeletionLedger(ledger).rows(block.run.runId)) rows.push(row);
+    for await (const row of runDeletionRows(
+      ledger,
+      new CassandraDeletionRecords(cassandra, ks.ops),
+      block.run.runId,
+    ))
+      rows.push(row);
     assert.deepEqual(
       rows.map((r) => [r.id, r.outcome]),
       [[user.id, 'deleted']],

@@ -23,12 +23,15 @@ import {
   type AdminApiOptions,
   createKeycloakAdminApi,
   type KeycloakAdminApi,
-  KeycloakFatalError,
 } from '#shared/keycloak/admin-api.ts';
-import { selectCandidates } from '#shared/keycloak/candidates.ts';
-import { type DeleteBlockDeps, DeleteBlockStopped, deleteBlock } from '#shared/keycloak/delete-block.ts';
-import { RESTART_WARNING } from '#shared/keycloak/sql-delete.ts';
-import { cassandraUserDirectory, type UserDirectory } from '#shared/keycloak/user-directory.ts';
+import { cassandraUserDirectory } from '#shared/keycloak/cassandra-directory.ts';
+import { type DeleteBlockInput, DeleteBlockStopped, deleteBlock } from '#shared/keycloak/delete-block.ts';
+import { KeycloakRefusedError } from '#shared/keycloak/errors.ts';
+import { PgKeycloakUsers } from '#shared/keycloak/pg-users.ts';
+import type { DeleteMode, UserDirectory } from '#shared/keycloak/ports.ts';
+import { pgDeleteDeps } from '#shared/keycloak/runtime.ts';
+import { selectCandidates } from '#shared/keycloak/selection.ts';
+import { RESTART_WARNING } from '#shared/keycloak/sql-store.ts';
 import { registerSecret } from '#shared/redact.ts';
 import { migrate } from '#shared/schema.ts';
 import {
@@ -64,13 +67,21 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
     concurrency: 4,
     retryBaseMs: 10,
   };
-  const deps = (over: Partial<DeleteBlockDeps> = {}): DeleteBlockDeps => ({
-    pool,
-    directory,
-    adminApi,
-    protectedRoles: ['admin'],
-    ...over,
-  });
+  /** One block through the core, on Keycloak's database and (unless overridden) the Admin API. */
+  const del = (
+    input: DeleteBlockInput & { mode: DeleteMode },
+    over: { adminApi?: KeycloakAdminApi | undefined } = {},
+  ) =>
+    deleteBlock(
+      { realm: input.realm, ids: input.ids, dryRun: input.dryRun },
+      pgDeleteDeps({
+        pool,
+        directory,
+        mode: input.mode,
+        adminApi: 'adminApi' in over ? over.adminApi : adminApi,
+        protectedRoles: ['admin'],
+      }),
+    );
   const userExists = async (u: FixtureUser): Promise<number> =>
     (await adminApi.adminRequest('GET', `/admin/realms/${fx.realm}/users/${u.id}`)).status;
 
@@ -115,7 +126,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
   });
 
   test('candidates: only role-holding, unprotected users that exist in Cassandra', async () => {
-    const sel = await selectCandidates(pool, directory, {
+    const sel = await selectCandidates(new PgKeycloakUsers(pool), directory, {
       realm: fx.realm,
       protectedRoles: ['admin'],
       limit: 20000,
@@ -141,13 +152,13 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
 
   test('candidates: the limit, keyset paging, the id file and another protected role name', async () => {
     const all = ids(fx.byKind('normal'));
-    const first = await selectCandidates(pool, directory, {
+    const first = await selectCandidates(new PgKeycloakUsers(pool), directory, {
       realm: fx.realm,
       protectedRoles: ['admin'],
       limit: 3,
     });
     assert.equal(first.selected, 3);
-    const rest = await selectCandidates(pool, directory, {
+    const rest = await selectCandidates(new PgKeycloakUsers(pool), directory, {
       realm: fx.realm,
       protectedRoles: ['admin'],
       limit: 20000,
@@ -162,7 +173,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
       fx.byKind('not-in-cassandra')[0]!.id,
       'no-such-user',
     ];
-    const fromFile = await selectCandidates(pool, directory, {
+    const fromFile = await selectCandidates(new PgKeycloakUsers(pool), directory, {
       realm: fx.realm,
       protectedRoles: ['admin'],
       limit: 20000,
@@ -178,7 +189,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
     assert.equal(reasons['no-such-user'], 'not-selected');
 
     // Protecting "public" too leaves no normal user selectable.
-    const strict = await selectCandidates(pool, directory, {
+    const strict = await selectCandidates(new PgKeycloakUsers(pool), directory, {
       realm: fx.realm,
       protectedRoles: ['admin', 'public'],
       limit: 20000,
@@ -189,9 +200,9 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
   test('dry run deletes nothing and needs no Keycloak login', async () => {
     const everyone = fx.users.map((u) => u.id);
     const before = await countUserRows(pool, everyone, await userRefs(pool, everyone));
-    const r = await deleteBlock(
+    const r = await del(
       { realm: fx.realm, ids: everyone, mode: 'admin-api', dryRun: true },
-      deps({ adminApi: undefined }),
+      { adminApi: undefined },
     );
     assert.deepEqual(sorted(r.wouldDelete), ids(fx.byKind('normal')));
     assert.deepEqual(r.deleted, []);
@@ -207,14 +218,14 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
     const outsider = fx.byKind('not-in-cassandra')[0]!;
     const refs = await userRefs(pool, [a!.id, b!.id]);
     assert.equal((await fx.login(a!)).status, 400, 'required action pending'); // logs in → user is cached
-    const r = await deleteBlock(
+    const r = await del(
       {
         realm: fx.realm,
         ids: [a!.id, b!.id, protectedUser.id, outsider.id, 'ghost-id'],
         mode: 'admin-api',
         dryRun: false,
       },
-      deps(),
+      {},
     );
     assert.deepEqual(sorted(r.deleted), ids([a!, b!]));
     assert.deepEqual(r.skippedProtected, [protectedUser.id]);
@@ -241,10 +252,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
     }
     const refs = await userRefs(pool, ids(fresh));
     const intact = fx.byKind('admin-direct')[0]!;
-    const r = await deleteBlock(
-      { realm: fx.realm, ids: [...ids(fresh), intact.id], mode: 'sql', dryRun: false },
-      deps(),
-    );
+    const r = await del({ realm: fx.realm, ids: [...ids(fresh), intact.id], mode: 'sql', dryRun: false }, {});
     assert.deepEqual(sorted(r.deleted), ids(fresh));
     assert.deepEqual(r.skippedProtected, [intact.id]);
     assert.deepEqual(r.failed, []);
@@ -263,9 +271,9 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
     const u = await fx.addNormalUser();
     await adminApi.adminRequest('PUT', `/admin/realms/${fx.realm}/users/${u.id}`, { requiredActions: [] });
     assert.equal((await fx.login(u)).status, 200); // now in Keycloak's user cache
-    const r = await deleteBlock(
+    const r = await del(
       { realm: fx.realm, ids: [u.id], mode: 'sql', dryRun: false },
-      deps({ adminApi: undefined }),
+      { adminApi: undefined },
     );
     assert.deepEqual(r.deleted, [u.id]);
     assert.deepEqual(r.warnings, [RESTART_WARNING]);
@@ -284,7 +292,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
       const joinsStaff = await fx.addNormalUser();
       const leavesCassandra = await fx.addNormalUser();
       const stays = await fx.addNormalUser();
-      const sel = await selectCandidates(pool, directory, {
+      const sel = await selectCandidates(new PgKeycloakUsers(pool), directory, {
         realm: fx.realm,
         protectedRoles: ['admin'],
         limit: 20000,
@@ -310,10 +318,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
         prepare: true,
       });
 
-      const r = await deleteBlock(
-        { realm: fx.realm, ids: sel.candidates.map((c) => c.id), mode, dryRun: false },
-        deps(),
-      );
+      const r = await del({ realm: fx.realm, ids: sel.candidates.map((c) => c.id), mode, dryRun: false }, {});
       assert.deepEqual(r.deleted, [stays.id]);
       assert.deepEqual(sorted(r.skippedProtected), ids([gainsAdmin, joinsStaff]));
       assert.deepEqual(r.skippedNotInCassandra, [leavesCassandra.id]);
@@ -338,7 +343,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
     try {
       const refs = await userRefs(pool, ids(block));
       const before = await countUserRows(pool, ids(block), refs);
-      const r = await deleteBlock({ realm: fx.realm, ids: ids(block), mode: 'sql', dryRun: false }, deps());
+      const r = await del({ realm: fx.realm, ids: ids(block), mode: 'sql', dryRun: false }, {});
       assert.deepEqual(r.deleted, []);
       assert.deepEqual(sorted(r.failed.map((f) => f.id)), ids(block));
       assert.match(r.failed[0]!.error, /rolled back.*refusing to delete credential/);
@@ -348,7 +353,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
       await pool.query(`DROP FUNCTION IF EXISTS ${fn}()`);
     }
     // Without the fault the same block goes through.
-    const again = await deleteBlock({ realm: fx.realm, ids: ids(block), mode: 'sql', dryRun: false }, deps());
+    const again = await del({ realm: fx.realm, ids: ids(block), mode: 'sql', dryRun: false }, {});
     assert.deepEqual(sorted(again.deleted), ids(block));
   });
 
@@ -358,13 +363,10 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
     const u = await fx.addNormalUser();
     try {
       await assert.rejects(
-        deleteBlock(
-          { realm: fx.realm, ids: [u.id], mode: 'admin-api', dryRun: false },
-          deps({ adminApi: api }),
-        ),
+        del({ realm: fx.realm, ids: [u.id], mode: 'admin-api', dryRun: false }, { adminApi: api }),
         (err: unknown) =>
           err instanceof DeleteBlockStopped &&
-          err.cause instanceof KeycloakFatalError &&
+          err.cause instanceof KeycloakRefusedError &&
           /refused the admin login.*HTTP 401/.test(err.message) &&
           !err.message.includes(password),
       );
@@ -420,9 +422,9 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
       answer = 500;
       deleteCalls = 0;
       try {
-        const r = await deleteBlock(
+        const r = await del(
           { realm: fx.realm, ids: ids(block), mode: 'admin-api', dryRun: false },
-          deps({ adminApi: api }),
+          { adminApi: api },
         );
         assert.deepEqual(r.deleted, []);
         assert.deepEqual(sorted(r.failed.map((f) => f.id)), ids(block));
@@ -442,10 +444,7 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
       deleteCalls = 0;
       try {
         await assert.rejects(
-          deleteBlock(
-            { realm: fx.realm, ids: ids(block), mode: 'admin-api', dryRun: false },
-            deps({ adminApi: api }),
-          ),
+          del({ realm: fx.realm, ids: ids(block), mode: 'admin-api', dryRun: false }, { adminApi: api }),
           (err: unknown) =>
             err instanceof DeleteBlockStopped && /403 Forbidden.*lacks the privilege/.test(err.message),
         );
@@ -464,19 +463,16 @@ describe('Keycloak user deletion against a real Keycloak', { timeout: 600_000 },
       deleteCalls = 0;
       try {
         await assert.rejects(
-          deleteBlock(
-            { realm: fx.realm, ids: ids(block), mode: 'admin-api', dryRun: false },
-            deps({ adminApi: api }),
-          ),
+          del({ realm: fx.realm, ids: ids(block), mode: 'admin-api', dryRun: false }, { adminApi: api }),
           /401 Unauthorized 11 times in a row/,
         );
         assert.equal(deleteCalls, 11);
         // A few 401s, then success: the token is renewed and the id deleted.
         remaining = 3;
         deleteCalls = 0;
-        const r = await deleteBlock(
+        const r = await del(
           { realm: fx.realm, ids: ids(block), mode: 'admin-api', dryRun: false },
-          deps({ adminApi: fresh }),
+          { adminApi: fresh },
         );
         assert.deepEqual(r.deleted, ids(block));
         assert.equal(deleteCalls, 4);

@@ -19,7 +19,6 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { LIST_FILES } from '#cli/keycloak.ts';
 import {
   KEYCLOAK_ADMIN_PASSWORD,
   KEYCLOAK_ADMIN_USER,
@@ -31,11 +30,16 @@ import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-stan
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { createPgPool, type PgPool } from '#shared/clients/postgres.ts';
 import { createKeycloakAdminApi, type KeycloakAdminApi } from '#shared/keycloak/admin-api.ts';
-import { DeleteStageStopped, processDeleteBlock } from '#shared/keycloak/delete-stage.ts';
-import { DeletionLedger, type DeletionRow } from '#shared/keycloak/deletion-ledger.ts';
-import { cassandraUserDirectory } from '#shared/keycloak/user-directory.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { cassandraUserDirectory } from '#shared/keycloak/cassandra-directory.ts';
+import { CassandraDeletionRecords } from '#shared/keycloak/cassandra-records.ts';
+import { processDeleteBlock } from '#shared/keycloak/delete-stage.ts';
+import { DeleteStageStopped } from '#shared/keycloak/errors.ts';
+import { LIST_FILES, runDeletionRows } from '#shared/keycloak/lists.ts';
+import type { DeletionRow } from '#shared/keycloak/ports.ts';
+import { pgDeleteDeps } from '#shared/keycloak/runtime.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { type Block, blockSchema } from '#shared/sync/messages.ts';
+import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import {
   createKeycloakRealmFixture,
@@ -90,7 +94,7 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
   /** A master-realm admin that logs in through admin-cli but holds only view-users on the test realm. */
   const weak = { username: '', password: `pw-${randomBytes(8).toString('hex')}`, id: '' };
   let weakApi: KeycloakAdminApi;
-  let ledger: Ledger;
+  let ledger: CassandraRunLedger;
   /** The run started by the fan-out Lambda test, reported on by the report test. */
   let fanoutRunId = '';
 
@@ -107,7 +111,8 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
   };
   const ledgerRows = async (runId: string): Promise<DeletionRow[]> => {
     const rows: DeletionRow[] = [];
-    for await (const r of new DeletionLedger(ledger).rows(runId)) rows.push(r);
+    for await (const r of runDeletionRows(ledger, new CassandraDeletionRecords(cassandra, ks.ops), runId))
+      rows.push(r);
     return rows;
   };
   const block = (runId: string, seq: number, ids: string[], dryRun = false): Block => ({
@@ -120,23 +125,26 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
       verify: false,
       blockSize: 100,
       sleepMs: 0,
+      next: 'delete',
     },
     rangeNo: 0,
     seq,
     ids,
-    realm: fx.realm,
+    context: { realm: fx.realm },
   });
   const createIdRun = async (runId: string, blocks: Block[]): Promise<void> => {
     await ledger.createRun(blocks[0]!.run, { source: 'test', ranges: 1 });
-    await ledger.setRange(runId, {
-      rangeNo: 0,
-      start: 'ids',
-      end: 'ids',
-      ids: blocks.reduce((n, b) => n + b.ids.length, 0),
-      blocks: blocks.length,
-      done: true,
-      hops: 0,
-    });
+    await ledger.setRanges(runId, [
+      {
+        rangeNo: 0,
+        start: 'ids',
+        end: 'ids',
+        ids: blocks.reduce((n, b) => n + b.ids.length, 0),
+        blocks: blocks.length,
+        done: true,
+        hops: 0,
+      },
+    ]);
   };
   /** The child's environment: this file's keyspaces; no queue (the CLI runs the chain in-process). */
   const cliEnv = (): NodeJS.ProcessEnv => ({
@@ -169,7 +177,7 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
     cassandra = iso.client;
     ks = { sunbird: iso.ks.sunbird, ops: iso.ks.ops };
     dropKeyspaces = iso.drop;
-    ledger = new Ledger(cassandra, ks.ops);
+    ledger = new CassandraRunLedger(cassandra, ks.ops);
     standin = await startSyncApiStandin({ port: 0, apiKey: API_KEY });
     sqs = testSqs();
     syncQ = await isolatedQueue(sqs, 'kcsafe-sync');
@@ -273,12 +281,15 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
     const b = block(runId, 0, candidates);
     await createIdRun(runId, [b]);
     const err = await processDeleteBlock(b, {
-      pool,
-      directory: cassandraUserDirectory(cassandra, { keyspace: ks.sunbird, concurrency: 8 }),
-      adminApi: () => weakApi,
-      protectedRoles: ['admin'],
-      mode: 'admin-api',
-      ledger: new DeletionLedger(ledger),
+      ...pgDeleteDeps({
+        pool,
+        directory: cassandraUserDirectory(cassandra, { keyspace: ks.sunbird, concurrency: 8 }),
+        mode: 'admin-api',
+        adminApi: weakApi,
+        protectedRoles: ['admin'],
+      }),
+      ledger,
+      records: new CassandraDeletionRecords(cassandra, ks.ops),
     }).then(
       () => assert.fail('a 403 must stop the stage'),
       (e: unknown) => e,
@@ -420,7 +431,8 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
     // are left out; every block is for this run, a dry run, and names the realm.
     assert.deepEqual(sorted(blocks.flatMap((b) => b.ids)), candidates);
     for (const b of blocks) {
-      assert.equal(b.realm, fx.realm);
+      assert.equal(b.context?.realm, fx.realm);
+      assert.equal(b.run.next, 'delete');
       assert.equal(b.run.runId, started.runId);
       assert.equal(b.run.job, 'delete-keycloak-users');
       assert.equal(b.run.dryRun, true);

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createPgPool, type PgPool } from '#shared/clients/postgres.ts';
-import { planDeletion, readForeignKeys, sqlDeleteBlock } from '#shared/keycloak/sql-delete.ts';
+import { planDeletion, readForeignKeys, sqlDeleteBlock } from '#shared/keycloak/sql-store.ts';
 
 const server = process.env.KEYCLOAK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
 const database = `kc_legacy_${randomBytes(4).toString('hex')}`;

@@ -17,10 +17,11 @@ import {
   produce,
   type StringProducer,
 } from '#shared/clients/kafka.ts';
+import { TallyMetrics } from '#shared/core/metrics.ts';
 import { CassandraMergeStore, type MergeTableNames } from '#shared/merge/cassandra-store.ts';
 import { type MergeStore, type OutgoingMessage, runMerge } from '#shared/merge/merge.ts';
 import { processMskEvent } from '#shared/merge/msk.ts';
-import { type ProcessDeps, processMergeMessage, TallyMetrics } from '#shared/merge/process.ts';
+import { type ProcessDeps, processMergeMessage } from '#shared/merge/process.ts';
 import { kafkaPublisher } from '#shared/merge/runtime.ts';
 import type { Row } from '#shared/merge/types.ts';
 import { migrate } from '#shared/schema.ts';

@@ -35,7 +35,8 @@ import {
 } from '#shared/clients/kafka.ts';
 import type { Keyspaces } from '#shared/schema.ts';
 import { seed, seededUserIds } from '#shared/seed/seed.ts';
-import { Ledger, type RunSummary, summarise } from '#shared/sync/ledger.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
+import { type RunSummary, summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
 import { samplePair, seedPair } from '#test/support/merge-data.ts';
@@ -243,7 +244,7 @@ describe('offline end to end (serverless-offline + SQS/MSK bridges)', () => {
     assert.deepEqual(ids, tableIds, 'exactly the ids of the user table were synced');
     for (const r of standin!.requests()) assert.equal(r.auth, 'matched', 'SYNC_API_KEY reached sync-block');
 
-    const ledger = new Ledger(client, ks.ops);
+    const ledger = new CassandraRunLedger(client, ks.ops);
     const summary = await waitFor<RunSummary>(
       'the run ledger to be complete',
       async () => {

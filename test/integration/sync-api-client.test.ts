@@ -3,12 +3,12 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
 import {
   buildSyncRequestBody,
-  parseRetryAfter,
   type RetryInfo,
   SyncApiClient,
   type SyncApiClientOptions,
-  type SyncCallResult,
 } from '#shared/clients/sync-api.ts';
+import { parseRetryAfter } from '#shared/core/retry.ts';
+import type { SyncCallResult } from '#shared/sync/ports.ts';
 
 const KEY = 'client-test-secret-key-9f8e7d';
 

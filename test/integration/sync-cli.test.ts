@@ -13,8 +13,9 @@ import type { SQSEvent } from 'aws-lambda';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { seed, seededUserIds } from '#shared/seed/seed.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { blockSchema, scanTaskSchema } from '#shared/sync/messages.ts';
+import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
 
@@ -286,7 +287,7 @@ describe('sunbird-dataops sync', () => {
       .requests()
       .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
     assert.deepEqual(retried.sort(), expectedFailed.sort());
-    const summary = await summarise(new Ledger(client, ks.ops), runIdOf(retry));
+    const summary = await summarise(new CassandraRunLedger(client, ks.ops), runIdOf(retry));
     assert.equal(summary?.run.parentRun, runId);
     assert.equal(summary?.idsSucceeded, 20);
   });

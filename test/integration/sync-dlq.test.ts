@@ -9,9 +9,10 @@ import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { runSqsBridge } from '#scripts/offline/sqs-bridge.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { SqsQueue } from '#shared/queue.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { SqsQueue } from '#shared/queue/sqs.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { blockSchema, type RunSettings } from '#shared/sync/messages.ts';
+import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, testSqs } from '#test/helpers/sqs.ts';
 
@@ -93,16 +94,18 @@ test('blocks that keep failing move to the dead-letter queue with their ids, and
     seq,
     ids: [`d${seq}a`, `d${seq}b`, `d${seq}c`],
   }));
-  await new Ledger(client, ks.ops).createRun(run, { source: 'test', ranges: 1 });
-  await new Ledger(client, ks.ops).setRange(run.runId, {
-    rangeNo: 0,
-    start: 'ids',
-    end: 'ids',
-    ids: 6,
-    blocks: 2,
-    done: true,
-    hops: 0,
-  });
+  await new CassandraRunLedger(client, ks.ops).createRun(run, { source: 'test', ranges: 1 });
+  await new CassandraRunLedger(client, ks.ops).setRanges(run.runId, [
+    {
+      rangeNo: 0,
+      start: 'ids',
+      end: 'ids',
+      ids: 6,
+      blocks: 2,
+      done: true,
+      hops: 0,
+    },
+  ]);
   await new SqsQueue(sqs, q.url).send(blocks.map((b) => JSON.stringify(b)));
 
   // Given a Sync API that answers 503 to everything, the bridge keeps handing the blocks back …
@@ -118,7 +121,7 @@ test('blocks that keep failing move to the dead-letter queue with their ids, and
   // … until the redrive policy moves them, intact, to the dead-letter queue.
   assert.deepEqual(inDlq.map((b) => blockSchema.parse(JSON.parse(b)).seq).sort(), [0, 1]);
   assert.ok(standin.requests().length >= 4, 'each block was attempted on every receive');
-  const failed = await summarise(new Ledger(client, ks.ops), run.runId);
+  const failed = await summarise(new CassandraRunLedger(client, ks.ops), run.runId);
   assert.equal(failed?.blocks.failed, 2);
   assert.deepEqual(new Set(failed?.failures.map((f) => f.id)), new Set(blocks.flatMap((b) => b.ids)));
   assert.match(failed!.failures[0]!.reason, /HTTP 503/);
@@ -130,10 +133,10 @@ test('blocks that keep failing move to the dead-letter queue with their ids, and
   await drain(sqs, q.dlqUrl!);
   await new SqsQueue(sqs, q.url).send(inDlq);
   await bridgeUntil(
-    async () => (await summarise(new Ledger(client, ks.ops), run.runId))?.blocks.succeeded === 2,
+    async () => (await summarise(new CassandraRunLedger(client, ks.ops), run.runId))?.blocks.succeeded === 2,
     30_000,
   );
-  const done = await summarise(new Ledger(client, ks.ops), run.runId);
+  const done = await summarise(new CassandraRunLedger(client, ks.ops), run.runId);
   assert.equal(done?.idsFailed, 0);
   assert.equal(done?.complete, true);
 });

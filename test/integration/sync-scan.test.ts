@@ -6,12 +6,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { MemoryQueue, type MessageQueue, SqsQueue } from '#shared/queue.ts';
+import { MemoryQueue, type MessageQueue } from '#shared/queue/queue.ts';
+import { SqsQueue } from '#shared/queue/sqs.ts';
 import { seed, seededUserIds } from '#shared/seed/seed.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { type Block, blockSchema, type ScanTask, scanTaskSchema } from '#shared/sync/messages.ts';
 import { startRun } from '#shared/sync/run.ts';
 import { scanRange } from '#shared/sync/scan.ts';
+import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, testSqs } from '#test/helpers/sqs.ts';
 
@@ -20,7 +23,7 @@ let client: CassandraClient;
 let ks: { sunbird: string; ops: string };
 let drop: () => Promise<void>;
 let sqs: SQSClient;
-let ledger: Ledger;
+let ledger: CassandraRunLedger;
 
 before(async () => {
   const iso = await isolatedKeyspaces('scan', ['sunbird', 'ops']);
@@ -38,7 +41,7 @@ before(async () => {
     concurrency: 512,
   });
   sqs = testSqs();
-  ledger = new Ledger(client, ks.ops);
+  ledger = new CassandraRunLedger(client, ks.ops);
 });
 
 after(async () => {
@@ -66,11 +69,11 @@ async function planTasks(
       plan: { minTasks: 32 },
       ...runOverrides,
     },
-    { cassandra: client, ledger, scanQueue, blockQueue },
+    { ids: new CassandraIdSource(client), ledger, scanQueue, blockQueue },
   );
   scanQueue.close();
   const tasks: ScanTask[] = [];
-  for (let b = await scanQueue.receive(); b !== null; b = await scanQueue.receive())
+  for (let b = await scanQueue.take(); b !== null; b = await scanQueue.take())
     tasks.push(scanTaskSchema.parse(JSON.parse(b)));
   return tasks;
 }
@@ -88,7 +91,7 @@ describe('full scan fan-out', () => {
       const queue = new SqsQueue(sqs, q.url);
       let enumerated = 0;
       for (const task of tasks) {
-        const r = await scanRange(task, { cassandra: client, queue, ledger });
+        const r = await scanRange(task, { ids: new CassandraIdSource(client), queue, ledger });
         assert.equal(r.done, true);
         enumerated += r.ids;
       }
@@ -138,17 +141,20 @@ describe('full scan fan-out', () => {
         source: 'test',
         plan: { minTasks: 64 },
       },
-      { cassandra: client, ledger, scanQueue, blockQueue },
+      { ids: new CassandraIdSource(client), ledger, scanQueue, blockQueue },
     );
     scanQueue.close();
     assert.equal(started.tasks, 1, 'one task covers the whole ring');
-    for (let b = await scanQueue.receive(); b !== null; b = await scanQueue.receive()) {
-      await scanRange(scanTaskSchema.parse(JSON.parse(b)), { cassandra: client, queue: blockQueue });
+    for (let b = await scanQueue.take(); b !== null; b = await scanQueue.take()) {
+      await scanRange(scanTaskSchema.parse(JSON.parse(b)), {
+        ids: new CassandraIdSource(client),
+        queue: blockQueue,
+      });
     }
     blockQueue.close();
     const sizes: number[] = [];
     const ids: string[] = [];
-    for (let b = await blockQueue.receive(); b !== null; b = await blockQueue.receive()) {
+    for (let b = await blockQueue.take(); b !== null; b = await blockQueue.take()) {
       const block = blockSchema.parse(JSON.parse(b));
       sizes.push(block.ids.length);
       ids.push(...block.ids);
@@ -167,7 +173,7 @@ describe('full scan fan-out', () => {
         let pages = 0;
         // A tiny page size and a budget of one page force several checkpoints per sub-range.
         const r = await scanRange(task, {
-          cassandra: client,
+          ids: new CassandraIdSource(client),
           queue,
           fetchSize: 250,
           shouldStop: () => ++pages >= 1,
@@ -180,7 +186,7 @@ describe('full scan fan-out', () => {
     }
     queue.close();
     const bodies: string[] = [];
-    for (let b = await queue.receive(); b !== null; b = await queue.receive()) bodies.push(b);
+    for (let b = await queue.take(); b !== null; b = await queue.take()) bodies.push(b);
     const ids = idsOf(bodies);
     assert.ok(continuations > tasks.length, `checkpoints were taken (${continuations})`);
     assert.equal(ids.length, ROWS);
@@ -210,12 +216,12 @@ describe('full scan fan-out', () => {
     for (const task of tasks) {
       killArmed = true;
       try {
-        await scanRange(task, { cassandra: client, queue: flaky, fetchSize: 1000 });
+        await scanRange(task, { ids: new CassandraIdSource(client), queue: flaky, fetchSize: 1000 });
       } catch {
         killed++;
       }
       // SQS redelivers the same message: the scan restarts from the message's own checkpoint.
-      const r = await scanRange(task, { cassandra: client, queue: flaky, fetchSize: 1000 });
+      const r = await scanRange(task, { ids: new CassandraIdSource(client), queue: flaky, fetchSize: 1000 });
       assert.equal(r.done, true);
     }
     assert.equal(killed, tasks.length, 'every first attempt was killed');

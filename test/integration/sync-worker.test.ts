@@ -8,17 +8,19 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
-import { SqsQueue } from '#shared/queue.ts';
-import { Ledger, summarise } from '#shared/sync/ledger.ts';
+import { SqsQueue } from '#shared/queue/sqs.ts';
+import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
+import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import type { StartRunRequest } from '#shared/sync/run.ts';
+import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, testSqs } from '#test/helpers/sqs.ts';
 
 let client: CassandraClient;
 let ks: { sunbird: string; ops: string };
 let drop: () => Promise<void>;
-let ledger: Ledger;
+let ledger: CassandraRunLedger;
 let standin: SyncApiStandin;
 let sqs: SQSClient;
 const KEY = 'worker-test-key-123';
@@ -27,7 +29,7 @@ before(async () => {
   const iso = await isolatedKeyspaces('worker', ['sunbird', 'ops']);
   ({ client, drop } = iso);
   ks = iso.ks;
-  ledger = new Ledger(client, ks.ops);
+  ledger = new CassandraRunLedger(client, ks.ops);
   standin = await startSyncApiStandin({ port: 0, apiKey: KEY });
   sqs = testSqs();
 });
@@ -79,7 +81,7 @@ describe('sync worker', () => {
     standin.reset();
     const syncApi = api();
     await runLocal(request({ ids: ids(50), blockSize: 10, sleepMs: 250 }), {
-      cassandra: client,
+      ids: new CassandraIdSource(client),
       ledger,
       syncApi,
     });
@@ -96,7 +98,11 @@ describe('sync worker', () => {
     standin.reset();
     standin.setFaults({ script: [{ status: 429, retryAfter: 1 }] });
     const syncApi = api();
-    const result = await runLocal(request({ ids: ids(10) }), { cassandra: client, ledger, syncApi });
+    const result = await runLocal(request({ ids: ids(10) }), {
+      ids: new CassandraIdSource(client),
+      ledger,
+      syncApi,
+    });
     await syncApi.close();
     const [first, second] = standin.requests();
     assert.equal(first?.status, 429);
@@ -112,7 +118,11 @@ describe('sync worker', () => {
     standin.setFaults({ script: [500, 500, 500] }); // every attempt of the first block (maxRetries 2)
     const syncApi = api();
     const all = ids(40);
-    const result = await runLocal(request({ ids: all }), { cassandra: client, ledger, syncApi });
+    const result = await runLocal(request({ ids: all }), {
+      ids: new CassandraIdSource(client),
+      ledger,
+      syncApi,
+    });
     await syncApi.close();
     assert.equal(result.blocksFailed, 1);
     assert.equal(result.blocksSucceeded, 3);
@@ -130,7 +140,7 @@ describe('sync worker', () => {
     let calls = 0;
     const result = await runLocal(
       request({ ids: all }),
-      { cassandra: client, ledger, syncApi },
+      { ids: new CassandraIdSource(client), ledger, syncApi },
       {
         onCall: () => {
           if (++calls === 3) void api2.close(); // the API disappears after the third call
@@ -156,7 +166,7 @@ describe('sync worker', () => {
     const back = await startSyncApiStandin({ port, apiKey: KEY });
     const syncApi2 = api(back.url);
     const retry = await runLocal(request({ ids: failed, source: 'retry', parentRun: result.runId }), {
-      cassandra: client,
+      ids: new CassandraIdSource(client),
       ledger,
       syncApi: syncApi2,
     });
@@ -177,7 +187,7 @@ describe('sync worker', () => {
     });
     const syncApi = api(verifying.url);
     const result = await runLocal(request({ ids: ids(20), verify: true }), {
-      cassandra: client,
+      ids: new CassandraIdSource(client),
       ledger,
       syncApi,
     });
@@ -194,7 +204,7 @@ describe('sync worker', () => {
     standin.reset();
     const syncApi = api();
     const result = await runLocal(request({ ids: ids(35), dryRun: true }), {
-      cassandra: client,
+      ids: new CassandraIdSource(client),
       ledger,
       syncApi,
     });
@@ -215,7 +225,12 @@ describe('sync worker', () => {
       const all = ids(95, 'q');
       const result = await runLocal(
         request({ ids: all }),
-        { cassandra: client, ledger, syncApi, sqs: { client: sqs, url: q.url } },
+        {
+          ids: new CassandraIdSource(client),
+          ledger,
+          syncApi,
+          blocks: new SqsQueue(sqs, q.url, { visibilityTimeoutS: 120 }),
+        },
         {},
         { workerConcurrency: 2 },
       );

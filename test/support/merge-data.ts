@@ -3,7 +3,7 @@
  * certificates/maps/lists, and activity aggregates, written with prepared statements.
  */
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { forEachLimit } from '#shared/merge/merge.ts';
+import { forEachLimit } from '#shared/core/concurrency.ts';
 import type { Row } from '#shared/merge/types.ts';
 
 export interface AccountPairData {

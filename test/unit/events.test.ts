@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { SQSEvent } from 'aws-lambda';
+import { startPayloadSchema } from '#shared/fanout/payload.ts';
 import { blockSchema, parseMessage, scanTaskSchema } from '#shared/sync/messages.ts';
-import { startPayloadSchema } from '#shared/sync/payload.ts';
 
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../../events/${name}`, import.meta.url), 'utf8'));
@@ -85,11 +85,12 @@ describe('sync job event fixtures', () => {
     }
   });
 
-  it('the delete-queue event carries a Keycloak job block with its realm', () => {
+  it('the delete-queue event carries a Keycloak job block, bound for the delete stage, with its realm', () => {
     const event = fixture('sqs-delete-keycloak-users.json') as SQSEvent;
     const block = parseMessage(blockSchema, event.Records[0]!.body);
     assert.equal(block.run.job, 'delete-keycloak-users');
-    assert.equal(block.realm, 'sunbird');
+    assert.equal(block.run.next, 'delete');
+    assert.equal(block.context?.realm, 'sunbird');
     assert.match(event.Records[0]!.eventSourceARN, /:sunbird-dataops-\w+-delete$/);
   });
 

@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import type { MSKEvent } from 'aws-lambda';
 import { loadFlatConfig } from '#shared/config.ts';
+import { forEachLimit } from '#shared/core/concurrency.ts';
 import { decodePlan, encodePlan } from '#shared/merge/codec.ts';
 import { batchEnrolmentSyncEvent, failedEvent, validateMergeEvent } from '#shared/merge/events.ts';
-import { chunkPlan, forEachLimit } from '#shared/merge/merge.ts';
+import { chunkPlan } from '#shared/merge/merge.ts';
 import { kafkaBatchResponse, processMskEvent } from '#shared/merge/msk.ts';
 import {
   CONSUMPTION_RULES,

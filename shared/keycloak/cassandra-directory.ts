@@ -1,14 +1,10 @@
 /**
- * The Sunbird user directory as the deletion job needs it: "which of these ids exist in sunbird.user?".
- * Answered by point look-ups on the partition key (never a scan), a bounded number in flight.
+ * The Sunbird user directory on Cassandra: "which of these ids exist in sunbird.user?", answered by point
+ * look-ups on the partition key (never a scan), a bounded number in flight.
  */
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { mapLimit } from '#shared/keycloak/concurrency.ts';
-
-export interface UserDirectory {
-  /** The subset of `ids` that exist in the directory. */
-  existing(ids: readonly string[]): Promise<Set<string>>;
-}
+import { mapLimit } from '#shared/core/concurrency.ts';
+import type { UserDirectory } from '#shared/keycloak/ports.ts';
 
 export interface CassandraUserDirectoryOptions {
   keyspace: string;

@@ -1,16 +1,29 @@
 /**
- * The run ledger: every run's settings, per-range enumeration progress and per-block outcome, kept in
- * this tool's own keyspace so reports and retries work after the fact, from any machine.
+ * The Cassandra adapter of the run ledger (port in `ports.ts`), kept in this tool's own keyspace so
+ * reports and retries work after the fact, from any machine (and from Lambda).
  *
  * Partitions stay bounded whatever the table size: ranges live in one partition per run (a run has at
  * most a few thousand token sub-ranges), and blocks in partitions of (run, range, chunk) holding at most
  * BLOCKS_PER_CHUNK rows. All writes are upserts keyed by the block's stable identity (range, seq), so a
  * redelivered message or a retried invocation rewrites the same row instead of double-counting.
  */
+
 import { type CassandraClient, pagedRows, type Row } from '#shared/clients/cassandra.ts';
-import type { Job, RunSettings } from '#shared/sync/messages.ts';
+import { ConfigError } from '#shared/config.ts';
+import { forEachLimit } from '#shared/core/concurrency.ts';
+import type { RunSettings } from '#shared/sync/messages.ts';
+import type {
+  BlockOutcome,
+  RangeProgress,
+  RunInfo,
+  RunLedger,
+  RunRecord,
+  Stage,
+} from '#shared/sync/ports.ts';
 
 export const BLOCKS_PER_CHUNK = 1000;
+/** The tables a ledger keyspace must hold (the deletion stage's records included). */
+const LEDGER_TABLES = ['runs', 'run_ranges', 'run_blocks', 'run_deletions'];
 /** Ledger rows expire after 90 days unless the operator changes the table's TTL. */
 const TTL_SECONDS = 90 * 24 * 3600;
 const MAX_RESPONSE_CHARS = 4000;
@@ -34,46 +47,11 @@ export function ledgerTables(ks: string): string[] {
   ];
 }
 
-export type BlockStatus = 'succeeded' | 'failed' | 'partial' | 'dry-run' | 'skipped';
-/** A block passes through stages: `sync` (Sync API call), then `delete` for the Keycloak job. */
-export type Stage = 'sync' | 'delete';
-
-export interface RunRecord extends RunSettings {
-  source: string;
-  createdAt: Date;
-  ranges: number;
-  parentRun: string | null;
-  params: Record<string, unknown>;
-}
-
-export interface RangeProgress {
-  rangeNo: number;
-  start: string;
-  end: string;
-  ids: number;
-  blocks: number;
-  done: boolean;
-  hops: number;
-}
-
-export interface BlockOutcome {
-  rangeNo: number;
-  seq: number;
-  stage: Stage;
-  status: BlockStatus;
-  ids: string[];
-  failedIds: string[];
-  reason: string | null;
-  attempts: number;
-  httpStatus: number | null;
-  response: string | null;
-  updatedAt?: Date;
-}
-
 function toRunRecord(r: Row): RunRecord {
+  const params = JSON.parse(r.params ?? '{}') as Record<string, unknown>;
   return {
     runId: r.run_id,
-    job: r.job as Job,
+    job: r.job,
     objectType: r.object_type,
     dryRun: r.dry_run,
     verify: r.verify,
@@ -83,11 +61,12 @@ function toRunRecord(r: Row): RunRecord {
     createdAt: r.created_at,
     ranges: r.ranges,
     parentRun: r.parent_run,
-    params: JSON.parse(r.params ?? '{}'),
+    params,
+    ...(typeof params.next === 'string' ? { next: params.next } : {}),
   };
 }
 
-export class Ledger {
+export class CassandraRunLedger implements RunLedger {
   readonly client: CassandraClient;
   readonly ks: string;
 
@@ -96,10 +75,21 @@ export class Ledger {
     this.ks = keyspace;
   }
 
-  async createRun(
-    run: RunSettings,
-    info: { source: string; ranges: number; parentRun?: string; params?: Record<string, unknown> },
-  ): Promise<void> {
+  async ready(): Promise<void> {
+    const rs = await this.client.execute(
+      'SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?',
+      [this.ks],
+    );
+    const tables = new Set(rs.rows.map((r) => r.table_name as string));
+    const missing = LEDGER_TABLES.filter((t) => !tables.has(t));
+    if (missing.length) {
+      throw new ConfigError(
+        `the run ledger in keyspace "${this.ks}" is missing ${missing.join(', ')}: create it with \`npm run migrate -- --only ops\``,
+      );
+    }
+  }
+
+  async createRun(run: RunSettings, info: RunInfo): Promise<void> {
     await this.client.execute(
       `INSERT INTO ${this.ks}.runs (run_id, job, object_type, source, dry_run, verify, block_size, sleep_ms, created_at, ranges, parent_run, params) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
@@ -114,7 +104,7 @@ export class Ledger {
         new Date(),
         info.ranges,
         info.parentRun ?? null,
-        JSON.stringify(info.params ?? {}),
+        JSON.stringify({ ...info.params, ...(run.next ? { next: run.next } : {}) }),
       ],
     );
   }
@@ -126,24 +116,22 @@ export class Ledger {
   }
 
   /** Recent runs, newest first. The runs table is small (one row per run, 90-day TTL), so a scan is fine. */
-  async recentRuns(limit = 20): Promise<RunRecord[]> {
+  async recentRuns(limit: number): Promise<RunRecord[]> {
     const runs: RunRecord[] = [];
     for await (const r of pagedRows(this.client, `SELECT * FROM ${this.ks}.runs`, [], 1000))
       runs.push(toRunRecord(r));
     return runs.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, limit);
   }
 
-  async setRange(runId: string, p: RangeProgress): Promise<void> {
+  async #setRange(runId: string, p: RangeProgress): Promise<void> {
     await this.client.execute(
       `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, updated_at) VALUES (?,?,?,?,?,?,?,?,?)`,
       [runId, p.rangeNo, p.start, p.end, p.ids, p.blocks, p.done, p.hops, new Date()],
     );
   }
 
-  async setRanges(runId: string, ps: RangeProgress[], concurrency = 32): Promise<void> {
-    for (let i = 0; i < ps.length; i += concurrency) {
-      await Promise.all(ps.slice(i, i + concurrency).map((p) => this.setRange(runId, p)));
-    }
+  async setRanges(runId: string, ps: RangeProgress[]): Promise<void> {
+    await forEachLimit(ps, 32, (p) => this.#setRange(runId, p));
   }
 
   async ranges(runId: string): Promise<RangeProgress[]> {
@@ -221,66 +209,4 @@ export class Ledger {
       }
     }
   }
-}
-
-export interface RunSummary {
-  run: RunRecord;
-  ranges: { total: number; done: number };
-  idsEnumerated: number;
-  blocksExpected: number;
-  blocks: Record<BlockStatus, number>;
-  blocksRecorded: number;
-  idsSucceeded: number;
-  idsFailed: number;
-  /** Blocks enumerated but with no recorded outcome yet (in flight, or in the dead-letter queue). */
-  blocksPending: number;
-  complete: boolean;
-  failures: Array<{ id: string; reason: string }>;
-}
-
-export async function summarise(
-  ledger: Ledger,
-  runId: string,
-  stage: Stage = 'sync',
-  keepFailures = 100_000,
-): Promise<RunSummary | null> {
-  const run = await ledger.getRun(runId);
-  if (!run) return null;
-  const ranges = await ledger.ranges(runId);
-  const blocks: Record<BlockStatus, number> = {
-    succeeded: 0,
-    failed: 0,
-    partial: 0,
-    'dry-run': 0,
-    skipped: 0,
-  };
-  let recorded = 0;
-  let idsSucceeded = 0;
-  let idsFailed = 0;
-  const failures: Array<{ id: string; reason: string }> = [];
-  for await (const b of ledger.blocks(runId, stage, ranges)) {
-    recorded++;
-    blocks[b.status]++;
-    idsFailed += b.failedIds.length;
-    idsSucceeded += b.status === 'dry-run' ? 0 : b.ids.length - b.failedIds.length;
-    for (const id of b.failedIds)
-      if (failures.length < keepFailures) failures.push({ id, reason: b.reason ?? 'failed' });
-  }
-  const idsEnumerated = ranges.reduce((n, r) => n + r.ids, 0);
-  const blocksExpected = ranges.reduce((n, r) => n + r.blocks, 0);
-  const rangesDone = ranges.filter((r) => r.done).length;
-  const enumerationDone = ranges.length > 0 && rangesDone === ranges.length && ranges.length >= run.ranges;
-  return {
-    run,
-    ranges: { total: Math.max(run.ranges, ranges.length), done: rangesDone },
-    idsEnumerated,
-    blocksExpected,
-    blocks,
-    blocksRecorded: recorded,
-    idsSucceeded,
-    idsFailed,
-    blocksPending: Math.max(0, blocksExpected - recorded),
-    complete: enumerationDone && recorded >= blocksExpected,
-    failures,
-  };
 }

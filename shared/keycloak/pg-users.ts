@@ -1,63 +1,16 @@
 /**
- * Which Keycloak users may be deleted. Read-only against Keycloak's PostgreSQL.
- *
- * The original job's rule, kept: users with at least one direct role mapping and no role named `admin`,
- * at most 20000, and only those that also exist in Cassandra `sunbird.user`. Stricter than the original
- * (deleting the wrong user is the worst thing this job can do):
- * - a protected role also protects when it is held through a group (or a parent group) or inside a
- *   composite role, not only as a direct mapping;
- * - service-account users (they belong to a client) are never candidates.
+ * Keycloak's users, read from its PostgreSQL — always inside a `READ ONLY` transaction, so the selection
+ * can never write to Keycloak's database. The query functions also run inside the SQL store's deleting
+ * transaction, for the re-check under row locks.
  */
 import type { PoolClient } from 'pg';
 import type { PgPool } from '#shared/clients/postgres.ts';
-import type { UserDirectory } from '#shared/keycloak/user-directory.ts';
+import { KeycloakDataError } from '#shared/keycloak/errors.ts';
+import type { KeycloakUserRow, KeycloakUsers, SelectOptions } from '#shared/keycloak/ports.ts';
 
-export interface Candidate {
-  id: string;
-  /** Realm name. */
-  realm: string;
-}
+export type Queryable = Pick<PoolClient, 'query'>;
 
-export type ExclusionReason =
-  | 'protected-role'
-  | 'service-account'
-  | 'not-in-cassandra'
-  /** An id from the id file that the Keycloak query did not select (unknown, no role, other realm…). */
-  | 'not-selected';
-
-export interface Excluded {
-  id: string;
-  realm?: string;
-  reason: ExclusionReason;
-}
-
-export interface CandidateSelection {
-  candidates: Candidate[];
-  excluded: Excluded[];
-  /** Rows the Keycloak query returned (before protection and Cassandra checks). */
-  selected: number;
-  /** The greatest id the query returned; pass as `afterId` to continue past it. */
-  lastSelectedId?: string;
-}
-
-export interface SelectCandidatesOptions {
-  /** Realm name; undefined or empty means every realm. */
-  realm?: string;
-  protectedRoles: readonly string[];
-  limit: number;
-  /** Restrict the selection to these ids (the id file). */
-  ids?: readonly string[];
-  /** Keyset paging: only ids greater than this one. */
-  afterId?: string;
-}
-
-export class KeycloakDataError extends Error {
-  override name = 'KeycloakDataError';
-}
-
-type Queryable = Pick<PoolClient, 'query'>;
-
-/** Runs `fn` in a READ ONLY transaction: the selection can never write to Keycloak's database. */
+/** Runs `fn` in a READ ONLY transaction. */
 export async function readOnly<T>(pool: PgPool, fn: (db: Queryable) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
@@ -73,7 +26,7 @@ export async function readOnly<T>(pool: PgPool, fn: (db: Queryable) => Promise<T
   }
 }
 
-export async function realmIdByName(db: Queryable, realm: string): Promise<string> {
+export async function realmIdIn(db: Queryable, realm: string): Promise<string> {
   const { rows } = await db.query<{ id: string }>('SELECT id FROM realm WHERE name = $1', [realm]);
   if (!rows[0]) throw new KeycloakDataError(`Keycloak realm "${realm}" does not exist`);
   return rows[0].id;
@@ -84,7 +37,7 @@ export async function realmIdByName(db: Queryable, realm: string): Promise<strin
  * ancestors, or inside a composite role (recursively). Role names match realm and client roles alike,
  * as the original query did.
  */
-export async function protectedAmong(
+export async function protectedIn(
   db: Queryable,
   ids: readonly string[],
   protectedRoles: readonly string[],
@@ -117,20 +70,8 @@ export async function protectedAmong(
   return new Set(rows.map((r) => r.user_id));
 }
 
-export interface KeycloakUserRow {
-  id: string;
-  realmId: string;
-  realm: string;
-  serviceAccount: boolean;
-  /** Has at least one direct role mapping (the original job's first condition). */
-  hasRoleMapping: boolean;
-}
-
 /** The users among `ids` that exist in Keycloak, with their realm. */
-export async function keycloakUsers(
-  db: Queryable,
-  ids: readonly string[],
-): Promise<Map<string, KeycloakUserRow>> {
+export async function lookupIn(db: Queryable, ids: readonly string[]): Promise<Map<string, KeycloakUserRow>> {
   if (ids.length === 0) return new Map();
   const { rows } = await db.query<{
     id: string;
@@ -163,9 +104,9 @@ export async function keycloakUsers(
  * The original query, with the optional realm filter, id restriction and keyset paging added; ordered by
  * id so repeated runs and `afterId` paging are deterministic.
  */
-async function selectFromKeycloak(
+async function selectIn(
   db: Queryable,
-  opts: SelectCandidatesOptions,
+  opts: SelectOptions,
   realmId: string | null,
 ): Promise<KeycloakUserRow[]> {
   const { rows } = await db.query<{ id: string; realm_id: string; realm: string; service_account: boolean }>(
@@ -193,50 +134,30 @@ async function selectFromKeycloak(
   }));
 }
 
-export function validateSelectionOptions(opts: SelectCandidatesOptions): void {
-  if (!Number.isInteger(opts.limit) || opts.limit < 1)
-    throw new KeycloakDataError('limit must be a whole number ≥ 1');
-  if (opts.protectedRoles.filter((r) => r.trim()).length === 0) {
-    throw new KeycloakDataError('at least one protected role name is required');
-  }
-}
+export class PgKeycloakUsers implements KeycloakUsers {
+  readonly #pool: PgPool;
 
-export async function selectCandidates(
-  pool: PgPool,
-  directory: UserDirectory,
-  opts: SelectCandidatesOptions,
-): Promise<CandidateSelection> {
-  validateSelectionOptions(opts);
-  const { rows, protectedIds } = await readOnly(pool, async (db) => {
-    const realmId = opts.realm ? await realmIdByName(db, opts.realm) : null;
-    const rows = await selectFromKeycloak(db, opts, realmId);
-    const protectedIds = await protectedAmong(
-      db,
-      rows.map((r) => r.id),
-      opts.protectedRoles,
+  constructor(pool: PgPool) {
+    this.#pool = pool;
+  }
+
+  select(opts: SelectOptions): Promise<KeycloakUserRow[]> {
+    return readOnly(this.#pool, async (db) =>
+      selectIn(db, opts, opts.realm ? await realmIdIn(db, opts.realm) : null),
     );
-    return { rows, protectedIds };
-  });
+  }
 
-  const excluded: Excluded[] = [];
-  const eligible: KeycloakUserRow[] = [];
-  for (const row of rows) {
-    if (protectedIds.has(row.id)) excluded.push({ id: row.id, realm: row.realm, reason: 'protected-role' });
-    else if (row.serviceAccount) excluded.push({ id: row.id, realm: row.realm, reason: 'service-account' });
-    else eligible.push(row);
+  lookup(ids: readonly string[]): Promise<Map<string, KeycloakUserRow>> {
+    return ids.length ? readOnly(this.#pool, (db) => lookupIn(db, ids)) : Promise.resolve(new Map());
   }
-  const inCassandra = await directory.existing(eligible.map((r) => r.id));
-  const candidates: Candidate[] = [];
-  for (const row of eligible) {
-    if (inCassandra.has(row.id)) candidates.push({ id: row.id, realm: row.realm });
-    else excluded.push({ id: row.id, realm: row.realm, reason: 'not-in-cassandra' });
+
+  protectedAmong(ids: readonly string[], protectedRoles: readonly string[]): Promise<Set<string>> {
+    return ids.length
+      ? readOnly(this.#pool, (db) => protectedIn(db, ids, protectedRoles))
+      : Promise.resolve(new Set());
   }
-  if (opts.ids) {
-    const selected = new Set(rows.map((r) => r.id));
-    for (const id of new Set(opts.ids)) {
-      if (!selected.has(id)) excluded.push({ id, reason: 'not-selected' });
-    }
+
+  realmId(realm: string): Promise<string> {
+    return readOnly(this.#pool, (db) => realmIdIn(db, realm));
   }
-  const last = rows.at(-1);
-  return { candidates, excluded, selected: rows.length, ...(last ? { lastSelectedId: last.id } : {}) };
 }

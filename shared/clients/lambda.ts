@@ -3,6 +3,7 @@
  * 3002) locally, or AWS when no endpoint is given. Function names are `<service>-<stage>-<function>`.
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { RunFailedError } from '#shared/core/errors.ts';
 
 export const OFFLINE_ENDPOINT = 'http://127.0.0.1:3002';
 
@@ -15,7 +16,7 @@ export interface InvokerOptions {
 
 export type Invoke = (fn: string, payload: unknown) => Promise<unknown>;
 
-export class FunctionError extends Error {
+export class FunctionError extends RunFailedError {
   override name = 'FunctionError';
 }
 

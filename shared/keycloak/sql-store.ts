@@ -1,5 +1,6 @@
 /**
- * SQL deletion mode: removes users straight from Keycloak's PostgreSQL, one transaction per block.
+ * The SQL user store (deletion mode `sql`): removes users straight from Keycloak's PostgreSQL, one
+ * transaction per block.
  *
  * Which tables hold a user's rows differs between Keycloak versions, so nothing is hard-coded: the foreign
  * keys that lead to `user_entity` are read from `pg_constraint` at run time, recursively (e.g.
@@ -11,12 +12,11 @@
  * Keycloak caches users in memory: afterwards the realm's user cache is cleared through the Admin API, or
  * — without one — the caller gets a loud warning that Keycloak must be restarted.
  */
-import type { PoolClient } from 'pg';
 import type { PgPool } from '#shared/clients/postgres.ts';
-import type { FailedId, KeycloakAdminApi } from '#shared/keycloak/admin-api.ts';
+import type { KeycloakAdminApi } from '#shared/keycloak/admin-api.ts';
+import { lookupIn, protectedIn, type Queryable } from '#shared/keycloak/pg-users.ts';
+import type { FailedId, Recheck, StoreDeleteResult, UserStore } from '#shared/keycloak/ports.ts';
 import { scrubString } from '#shared/redact.ts';
-
-type Queryable = Pick<PoolClient, 'query'>;
 
 export interface ForeignKey {
   constraint: string;
@@ -226,7 +226,7 @@ export async function sqlDeleteBlock(
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     const error = `block rolled back: ${scrubString((err as Error).message ?? String(err))}`;
-    return { ok: false, error, failed: unique.map((id) => ({ id, error })) };
+    return { ok: false, error, failed: unique.map((id) => ({ id, error, retryable: true })) };
   } finally {
     client.release();
   }
@@ -247,5 +247,39 @@ export async function afterSqlDelete(
     return [];
   } catch (err) {
     return [`${RESTART_WARNING} Clearing the cache failed: ${scrubString((err as Error).message)}`];
+  }
+}
+
+/** The SQL store: the re-check runs inside each block's transaction, on the rows it has locked. */
+export class SqlUserStore implements UserStore {
+  readonly mode = 'sql';
+  readonly #pool: PgPool;
+  readonly #adminApi: () => KeycloakAdminApi | undefined;
+
+  /** `adminApi` (when configured) clears the realm's user cache after deletions. */
+  constructor(pool: PgPool, adminApi: () => KeycloakAdminApi | undefined) {
+    this.#pool = pool;
+    this.#adminApi = adminApi;
+  }
+
+  async delete(
+    realm: { name: string; id: string },
+    ids: readonly string[],
+    rule: Recheck,
+  ): Promise<StoreDeleteResult> {
+    const out = await sqlDeleteBlock(this.#pool, ids, {
+      realmId: realm.id,
+      guard: async (db, locked) => {
+        const nowProtected = await protectedIn(db, locked, rule.protectedRoles);
+        const rows = await lookupIn(db, locked);
+        return locked.filter((id) => rule.stillDeletable(rows.get(id), nowProtected.has(id)));
+      },
+    });
+    if (!out.ok) return { deleted: [], notFound: [], refused: [], failed: out.failed };
+    return { deleted: out.deleted, notFound: out.notFound, refused: out.refused, failed: [] };
+  }
+
+  afterDelete(realm: string): Promise<string[]> {
+    return afterSqlDelete(this.#adminApi(), realm);
   }
 }

@@ -1,0 +1,147 @@
+/**
+ * What the sync job needs from the outside world, as small interfaces. The cores (scan, worker, run,
+ * local) use only these; the adapters are `cassandra-ids.ts` and `cassandra-ledger.ts` (Cassandra),
+ * `shared/queue/sqs.ts` (SQS), `shared/clients/sync-api.ts` (undici), and `memory.ts` holds an in-memory
+ * adapter of each for the unit tests.
+ */
+import type { MessageQueue } from '#shared/queue/queue.ts';
+import type { RunSettings } from '#shared/sync/messages.ts';
+
+export type { MessageQueue };
+
+// ---------------------------------------------------------------------------------------------------
+// Id source
+
+/** A token range (start, end]; an end at the minimum token means "to the end of the ring". */
+export interface TokenRange {
+  start: string;
+  end: string;
+}
+
+export interface IdPage {
+  ids: string[];
+  /** Paging state of the next page; null when the range is exhausted. */
+  next: string | null;
+}
+
+/**
+ * A table's ids by token range (a full scan). Ids given by the operator (a file, a console payload, a
+ * retry) need no port: they are a list.
+ */
+export interface IdSource {
+  /** The ring as sorted, non-wrapping vnode ranges that tile it. */
+  tokenRanges(): Promise<TokenRange[]>;
+  /** The table's estimated row count; 0 when the store has not sized it yet. */
+  estimateRows(keyspace: string, table: string): Promise<number>;
+  /** How many ids a range holds, counting at most `limit` (the planner's probe of unsized tables). */
+  countIds(keyspace: string, table: string, range: TokenRange, limit: number): Promise<number>;
+  /** One page of a range's ids in token order, from a paging state (null = the first page). */
+  page(
+    keyspace: string,
+    table: string,
+    range: TokenRange,
+    pageState: string | null,
+    fetchSize: number,
+  ): Promise<IdPage>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sync API
+
+export interface SyncCallResult {
+  /** True only for HTTP 200. */
+  ok: boolean;
+  /** Last HTTP status; null when the last attempt got no response. */
+  status: number | null;
+  /** The exact JSON string sent (the job writes it into the Talend-format logs). */
+  requestBody: string;
+  /** The last response body as received ("" when none). */
+  responseBody: string;
+  attempts: number;
+  /** Network error or why the retries stopped; no secrets. */
+  error?: string;
+  /** The last response's Retry-After, in ms, when it had one. */
+  retryAfterMs?: number;
+  /** Verified mode, HTTP 200: ids the service reports as indexed. */
+  confirmedIds?: Set<string>;
+  /** Verified mode, HTTP 200: requested ids absent (or not true) in `result.esSyncResponse`. */
+  unconfirmedIds?: string[];
+}
+
+export interface SyncOptions {
+  /** Ask for the verified mode (`"operationType":"sync"`): the service answers per id. */
+  verify?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Sunbird's Sync API. HTTP and network failures never throw: they come back as `ok: false`. */
+export interface SyncApi {
+  sync(objectType: string, ids: string[], options?: SyncOptions): Promise<SyncCallResult>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Run ledger
+
+export type BlockStatus = 'succeeded' | 'failed' | 'partial' | 'dry-run' | 'skipped';
+/** A block passes through stages: `sync` (the Sync API call), then whatever stage the run names. */
+export type Stage = string;
+
+export interface RunInfo {
+  source: string;
+  /** Token sub-ranges of a scan (1 for an id list). */
+  ranges: number;
+  parentRun?: string | undefined;
+  /** Job-specific settings and counts, kept for reports. */
+  params?: Record<string, unknown> | undefined;
+}
+
+export interface RunRecord extends RunSettings {
+  source: string;
+  createdAt: Date;
+  ranges: number;
+  parentRun: string | null;
+  params: Record<string, unknown>;
+}
+
+export interface RangeProgress {
+  rangeNo: number;
+  start: string;
+  end: string;
+  ids: number;
+  blocks: number;
+  done: boolean;
+  hops: number;
+}
+
+export interface BlockOutcome {
+  rangeNo: number;
+  seq: number;
+  stage: Stage;
+  status: BlockStatus;
+  ids: string[];
+  failedIds: string[];
+  reason: string | null;
+  attempts: number;
+  httpStatus: number | null;
+  response: string | null;
+  updatedAt?: Date | undefined;
+}
+
+/**
+ * The run ledger: every run's settings, per-range enumeration progress and per-block outcome. Writes are
+ * upserts keyed by stable identities (run; run + range; run + range + stage + seq), so a redelivered
+ * message rewrites the same record instead of double-counting.
+ */
+export interface RunLedger {
+  /** Checks the ledger's storage is there (a clear bad-input error says how to create it when not). */
+  ready(): Promise<void>;
+  createRun(run: RunSettings, info: RunInfo): Promise<void>;
+  getRun(runId: string): Promise<RunRecord | null>;
+  /** Recent runs, newest first. */
+  recentRuns(limit: number): Promise<RunRecord[]>;
+  setRanges(runId: string, ranges: RangeProgress[]): Promise<void>;
+  ranges(runId: string): Promise<RangeProgress[]>;
+  recordBlock(runId: string, outcome: BlockOutcome): Promise<void>;
+  /** Every recorded block of a stage, in (range, seq) order; pass the run's ranges when already read. */
+  blocks(runId: string, stage?: Stage, known?: RangeProgress[]): AsyncIterable<BlockOutcome>;
+}
