@@ -127,10 +127,12 @@ export function chunkPlan(ops: WriteOp[]): string[] {
 async function planAndClaim(
   req: MergeRequest,
   store: MergeStore,
+  clock: EventClock,
 ): Promise<{ entry: JournalEntry; ops?: WriteOp[] }> {
   const { fromAccountId: from, toAccountId: to } = req;
   const snapshot = await store.readSnapshot(from, to);
-  const plan = computeMergePlan(snapshot, to);
+  const plannedAt = new Date(clock.now());
+  const plan = computeMergePlan(snapshot, to, plannedAt);
   const planId = randomUUID();
   const chunks = chunkPlan(plan.ops);
   await store.savePlanChunks(from, to, planId, chunks);
@@ -142,7 +144,7 @@ async function planAndClaim(
     chunkCount: chunks.length,
     opCount: plan.ops.length,
     summary: plan.summary,
-    plannedAt: new Date(),
+    plannedAt,
   };
   const winner = await store.claimPlan(mine);
   if (winner.planId === planId) return { entry: winner, ops: plan.ops };
@@ -174,7 +176,7 @@ export async function runMerge(req: MergeRequest, deps: MergeDeps): Promise<Merg
   let ops: WriteOp[] | undefined;
   let mode: MergeMode;
   if (!entry) {
-    const claimed = await planAndClaim(req, store);
+    const claimed = await planAndClaim(req, store, deps.clock ?? systemClock);
     entry = claimed.entry;
     ops = claimed.ops;
     mode = ops ? 'merged' : entry.status === 'applied' ? 'already-applied' : 'resumed';

@@ -83,6 +83,8 @@ export const CONSUMPTION_KEY = ['userid', 'courseid', 'batchid', 'contentid'] as
 export const ENROLMENT_KEY = ['userid', 'courseid', 'batchid'] as const;
 export const AGG_KEY = ['activity_type', 'activity_id', 'user_id', 'context_id'] as const;
 export const COMPLETED_COUNT = 'completedCount';
+/** The map column that says when each aggregate was last updated (the original job set it to now()). */
+export const AGG_LAST_UPDATED = 'agg_last_updated';
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
@@ -166,13 +168,16 @@ export function planConsumption(
 /**
  * Step 2: user_activity_agg, for the courses of from's enrolments. Per (course, context_id) the to-row's
  * `completedCount` becomes the true max of both (Deviation: the original compared from with itself and
- * replaced the whole map). Written as map-entry puts, so every other key of `aggregates` and `agg` stays.
+ * replaced the whole map), and `agg_last_updated.completedCount` becomes the plan's time (as the original
+ * set it to now(); fixed in the plan, so a replay writes the same value). Written as map-entry puts, so
+ * every other key of `aggregates`, `agg` and `agg_last_updated` stays.
  */
 export function planActivityAgg(
   fromAgg: Row[],
   toAgg: Row[],
   courseIds: ReadonlySet<string>,
   toId: string,
+  plannedAt: Date,
 ): WriteOp[] {
   const toByKey = new Map<string, Row>();
   for (const row of toAgg) toByKey.set(JSON.stringify([row.activity_id, row.context_id]), row);
@@ -188,6 +193,7 @@ export function planActivityAgg(
       if (!isNil(best) && !sameValue(best, toValue)) mapPut[column] = { [COMPLETED_COUNT]: best };
     }
     if (Object.keys(mapPut).length === 0) continue;
+    mapPut[AGG_LAST_UPDATED] = { [COMPLETED_COUNT]: plannedAt };
     const key = { ...pickKey(row, AGG_KEY), user_id: toId };
     ops.push({ kind: 'update', table: 'activityAgg', key, mapPut });
   }
@@ -221,14 +227,15 @@ export function enrolledCourseIds(fromEnrolments: Row[]): Set<string> {
   return new Set(fromEnrolments.map((r) => String(r.courseid)).filter((c) => c !== 'null' && c !== ''));
 }
 
-/** The whole plan, computed once from the pre-merge snapshot. */
-export function computeMergePlan(snapshot: MergeSnapshot, toId: string): MergePlan {
+/** The whole plan, computed once from the pre-merge snapshot, at `plannedAt`. */
+export function computeMergePlan(snapshot: MergeSnapshot, toId: string, plannedAt: Date): MergePlan {
   const consumption = planConsumption(snapshot.fromConsumption, snapshot.toConsumption, toId);
   const agg = planActivityAgg(
     snapshot.fromAgg,
     snapshot.toAgg,
     enrolledCourseIds(snapshot.fromEnrolments),
     toId,
+    plannedAt,
   );
   const enrolments = planEnrolments(snapshot.fromEnrolments, snapshot.toEnrolments, toId);
   const summary: PlanSummary = {

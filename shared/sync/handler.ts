@@ -34,7 +34,7 @@ export function parseSqsEvent(event: unknown): SQSEvent {
 /** Runs `record` for each SQS record, in order, and reports the ones that threw. */
 export function sqsBatchHandler(record: (rec: SQSRecord, context: Context) => Promise<void>): SqsHandler {
   const processor = new BatchProcessor(EventType.SQS);
-  return (event, context) =>
+  return async (event, context) =>
     processPartialResponse(parseSqsEvent(event), (rec: SQSRecord) => record(rec, context), processor, {
       context,
       throwOnFullBatchFailure: false,

@@ -261,13 +261,14 @@ describe('merge plan', () => {
     const toAgg = [
       { ...key, user_id: 'B', aggregates: { completedCount: 9, mine: 3 }, agg: { completedCount: 4 } },
     ];
-    const ops = planActivityAgg(fromAgg, toAgg, new Set(['c1']), 'B');
+    const at = new Date('2026-12-01T10:00:00Z');
+    const ops = planActivityAgg(fromAgg, toAgg, new Set(['c1']), 'B', at);
     assert.deepEqual(ops, [
       {
         kind: 'update',
         table: 'activityAgg',
         key: { ...key, user_id: 'B' },
-        mapPut: { agg: { completedCount: 7 } },
+        mapPut: { agg: { completedCount: 7 }, agg_last_updated: { completedCount: at } },
       },
     ]);
   });
@@ -289,13 +290,14 @@ describe('merge plan', () => {
         aggregates: { completedCount: 5 },
       },
     ];
-    const ops = planActivityAgg(fromAgg, [], new Set(['c1']), 'B');
+    const at = new Date('2026-12-01T10:00:00Z');
+    const ops = planActivityAgg(fromAgg, [], new Set(['c1']), 'B', at);
     assert.deepEqual(ops, [
       {
         kind: 'update',
         table: 'activityAgg',
         key: { activity_type: 'Course', activity_id: 'c1', user_id: 'B', context_id: 'cb:b1' },
-        mapPut: { aggregates: { completedCount: 2 } },
+        mapPut: { aggregates: { completedCount: 2 }, agg_last_updated: { completedCount: at } },
       },
     ]);
   });
@@ -312,8 +314,9 @@ describe('merge plan', () => {
       fromAgg: [],
       toAgg: [],
     };
-    const a = computeMergePlan(snapshot, 'B');
-    assert.deepEqual(a, computeMergePlan(snapshot, 'B'));
+    const at = new Date('2026-12-01T10:00:00Z');
+    const a = computeMergePlan(snapshot, 'B', at);
+    assert.deepEqual(a, computeMergePlan(snapshot, 'B', at));
     assert.deepEqual(a.summary, {
       consumptionCopied: 1,
       consumptionMerged: 1,
