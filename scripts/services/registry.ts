@@ -3,8 +3,8 @@
  * write `scripts/services/<name>.ts` exporting a `ServiceDefinition` (see types.ts; the JVM modules
  * here show fetching from Maven with `fetchMavenClasspath` and launching with `launchDetached`) and
  * add it to this list: the CLI, `status`, `logs`, `down` and `ensureServices` pick it up from here.
- * A service that needs another one (keycloak needs postgres) can call `ensureServices(['postgres'])`
- * from its own `start`.
+ * A service that needs another one names it in `dependsOn` (keycloak: `['postgres']`); the manager
+ * starts those first. Service modules import only common.ts, types.ts and versions.ts.
  */
 import { cassandraService } from './cassandra.ts';
 import { elasticmqService } from './elasticmq.ts';
