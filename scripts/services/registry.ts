@@ -10,6 +10,7 @@ import { cassandraService } from './cassandra.ts';
 import { elasticmqService } from './elasticmq.ts';
 import { kafkaService } from './kafka.ts';
 import { keycloakService } from './keycloak.ts';
+import { opensearchService } from './opensearch.ts';
 import { postgresService } from './postgres.ts';
 import { type ServiceDefinition, ServiceError } from './types.ts';
 
@@ -19,6 +20,7 @@ export const SERVICES: readonly ServiceDefinition[] = [
   kafkaService,
   elasticmqService,
   keycloakService,
+  opensearchService,
 ];
 
 export const SERVICE_NAMES: readonly string[] = SERVICES.map((s) => s.name);
