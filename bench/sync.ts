@@ -373,7 +373,7 @@ function startStandin(apiKey: string): Promise<{ url: string; proc: ChildProcess
     const proc = spawn(
       process.execPath,
       [
-        fileURLToPath(new URL('../scripts/sync-api-standin.ts', import.meta.url)),
+        fileURLToPath(new URL('../scripts/sync-api-standin/cli.ts', import.meta.url)),
         '--port',
         '0',
         '--no-record',

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { formatSummary } from '#cli/report.ts';
 import { LOCAL_QUEUES, localQueueUrl, SQS_ENDPOINT, SQS_REGION } from '#scripts/services/elasticmq.ts';
 import { ensureServices } from '#scripts/services.ts';
-import { startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';

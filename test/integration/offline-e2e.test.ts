@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { runOffline } from '#scripts/offline/start.ts';
-import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import {
   createConsumer,

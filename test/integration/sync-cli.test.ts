@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { SQSEvent } from 'aws-lambda';
-import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { Ledger, summarise } from '#shared/sync/ledger.ts';
