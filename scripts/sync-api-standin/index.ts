@@ -12,7 +12,11 @@
  *   contract.ts  routes, limits, envelopes, validation      gateway.ts  key, ACL, rate limit
  *   faults.ts    fault knobs, seeded random, scripts         recorder.ts recorded requests
  *   existence.ts what verified mode reports as indexed       server.ts   the HTTP server composing them
- *   cli.ts       `npm run sync-api-standin -- …`
+ *   documents.ts Cassandra rows → documents                  opensearch.ts bulk index, mget, create index
+ *   indexer.ts   what userorg-service does with a block      cli.ts      `npm run sync-api-standin -- …`
+ *
+ * With `index` (CLI: `--opensearch`) it indexes for real, as userorg-service does on a sync request:
+ * each accepted id's row from Cassandra into OpenSearch, `_id` = the id, in `user_alias` / `org_alias`.
  */
 export {
   MAX_BODY_BYTES,
@@ -21,8 +25,11 @@ export {
   VALID_OBJECT_TYPES,
   VERIFY_TIMEOUT_MS,
 } from './contract.ts';
+export type { Document } from './documents.ts';
 export { allExist, type CassandraExistsOptions, cassandraExists, type ExistsFn } from './existence.ts';
 export { faultsSchema, type ScriptedResponse, type SyncApiFaults } from './faults.ts';
 export type { AuthOutcome, RateLimitOptions } from './gateway.ts';
+export { DEFAULT_INDEX_NAMES, type IndexingOptions, type IndexNames } from './indexer.ts';
+export { OpenSearchError } from './opensearch.ts';
 export type { RecordedRequest } from './recorder.ts';
 export { type SyncApiStandin, type SyncApiStandinOptions, startSyncApiStandin } from './server.ts';

@@ -70,7 +70,7 @@ export async function seed(
 
   counts.orgs = await writeAll(
     client,
-    `INSERT INTO ${ks}.organisation (id, orgname, channel, status, isrootorg, rootorgid, slug, orgcode, description, isdefault, createddate, createdby) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+    `INSERT INTO ${ks}.organisation (id, orgname, channel, status, isrootorg, rootorgid, slug, orgcode, description, isdefault, createddate, createdby, updateddate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
     opts.orgs,
     (i) => {
       const o = orgRow(opts.seed, i);
@@ -87,6 +87,7 @@ export async function seed(
         o.isdefault,
         o.createddate,
         o.createdby,
+        o.updateddate,
       ];
     },
     `${ks}.organisation`,
@@ -96,7 +97,7 @@ export async function seed(
 
   counts.users = await writeAll(
     client,
-    `INSERT INTO ${ks}.user (id, userid, username, email, maskedemail, emailverified, phone, maskedphone, phoneverified, status, isdeleted, rootorgid, channel, firstname, lastname, roles, usertype, createddate, lastlogintime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    `INSERT INTO ${ks}.user (id, userid, username, email, maskedemail, emailverified, phone, maskedphone, phoneverified, status, isdeleted, rootorgid, channel, firstname, lastname, roles, usertype, createddate, lastlogintime, updateddate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
     opts.users,
     (i) => {
       const u = userRow(opts.seed, i, opts.orgs);
@@ -120,6 +121,7 @@ export async function seed(
         u.usertype,
         u.createddate,
         cassandra.types.Long.fromNumber(u.lastlogintime),
+        u.updateddate,
       ];
     },
     `${ks}.user`,
