@@ -30,6 +30,6 @@ export { allExist, type CassandraExistsOptions, cassandraExists, type ExistsFn }
 export { faultsSchema, type ScriptedResponse, type SyncApiFaults } from './faults.ts';
 export type { AuthOutcome, RateLimitOptions } from './gateway.ts';
 export { DEFAULT_INDEX_NAMES, type IndexingOptions, type IndexNames } from './indexer.ts';
-export { OpenSearchError } from './opensearch.ts';
+export { OpenSearchClient, OpenSearchError, type OpenSearchOptions } from './opensearch.ts';
 export type { RecordedRequest } from './recorder.ts';
 export { type SyncApiStandin, type SyncApiStandinOptions, startSyncApiStandin } from './server.ts';

@@ -167,6 +167,25 @@ export class OpenSearchClient {
     return found;
   }
 
+  /** Documents in the index after a refresh (so recent writes count); 0 when the index is missing. */
+  async count(index: string): Promise<number> {
+    const path = `/${encodeURIComponent(index)}`;
+    const refreshed = await this.#call('POST', `${path}/_refresh`);
+    if (refreshed.status === 404) return 0;
+    if (refreshed.status !== 200) this.#fail(`refreshing ${index}`, refreshed);
+    const a = await this.#call('GET', `${path}/_count`);
+    if (a.status !== 200) this.#fail(`counting ${index}`, a);
+    return Number(a.json.count);
+  }
+
+  /** One document's source, or null when the index does not hold it. */
+  async get(index: string, id: string): Promise<Document | null> {
+    const a = await this.#call('GET', `/${encodeURIComponent(index)}/_doc/${encodeURIComponent(id)}`);
+    if (a.status === 404) return null;
+    if (a.status !== 200) this.#fail(`reading ${index}/${id}`, a);
+    return a.json._source as Document;
+  }
+
   close(): Promise<void> {
     return this.#pool.close();
   }
