@@ -30,12 +30,12 @@ import {
 } from '@aws-sdk/client-sqs';
 import cassandra from 'cassandra-driver';
 import { Pool } from 'undici';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { buildSyncRequestBody, SyncApiClient } from '#shared/clients/sync-api.ts';
 import { type MessageQueue, SqsQueue } from '#shared/queue.ts';
 import { migrate } from '#shared/schema.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { Ledger } from '#shared/sync/ledger.ts';
 import type { Block, RunSettings } from '#shared/sync/messages.ts';
 import { DEFAULT_FETCH_SIZE, planRanges, scanRange } from '#shared/sync/scan.ts';

@@ -16,6 +16,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatSummary } from '#cli/report.ts';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { LOCAL_QUEUES, localQueueUrl, SQS_ENDPOINT, SQS_REGION } from '#scripts/services/elasticmq.ts';
 import { OPENSEARCH_URL } from '#scripts/services/opensearch.ts';
 import { ensureServices } from '#scripts/services.ts';
@@ -29,7 +30,6 @@ import { type CassandraClient, createCassandraClient } from '#shared/clients/cas
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import { DEFAULT_KEYSPACES, migrate } from '#shared/schema.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { Ledger, summarise } from '#shared/sync/ledger.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import type { StartRunRequest } from '#shared/sync/run.ts';

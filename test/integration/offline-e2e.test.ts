@@ -24,6 +24,7 @@ import { promisify } from 'node:util';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { runOffline } from '#scripts/offline/start.ts';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import {
@@ -34,7 +35,6 @@ import {
   produce,
 } from '#shared/clients/kafka.ts';
 import type { Keyspaces } from '#shared/schema.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { Ledger, type RunSummary, summarise } from '#shared/sync/ledger.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';

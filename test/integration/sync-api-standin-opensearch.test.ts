@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { OPENSEARCH_URL } from '#scripts/services/opensearch.ts';
 import { ensureServices } from '#scripts/services.ts';
 import {
@@ -18,7 +19,6 @@ import {
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import type { Keyspaces } from '#shared/schema.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 
 const USERS = 250;

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { MemoryQueue, type MessageQueue, SqsQueue } from '#shared/queue.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { Ledger, summarise } from '#shared/sync/ledger.ts';
 import { type Block, blockSchema, type ScanTask, scanTaskSchema } from '#shared/sync/messages.ts';
 import { startRun } from '#shared/sync/run.ts';
