@@ -15,7 +15,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatSummary } from '#cli/report.ts';
 import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { LOCAL_QUEUES, localQueueUrl, SQS_ENDPOINT, SQS_REGION } from '#scripts/services/elasticmq.ts';
 import { OPENSEARCH_URL } from '#scripts/services/opensearch.ts';
@@ -168,7 +167,12 @@ async function resync(
   );
   const summary = await summarise(deps.ledger, result.runId);
   if (!summary) throw new Error(`run ${result.runId} is missing from the ledger`);
-  console.log(`\n${formatSummary(summary)}`);
+  // The full report is the CLI's `report` command (scripts do not import the CLI): the ledger's gist.
+  console.log(
+    `  ledger: ${summary.complete ? 'complete' : 'incomplete'}, token ranges ${summary.ranges.done}/${summary.ranges.total}, ` +
+      `blocks ${summary.blocks.succeeded} accepted / ${summary.blocks.failed} failed / ${summary.blocksPending} pending, ` +
+      `ids synced ${summary.idsSucceeded}, failed ${summary.idsFailed}`,
+  );
   console.log(`  logs: ${relative(process.cwd(), logs.successPath)}`);
   console.log(`        ${relative(process.cwd(), logs.failurePath)}`);
   console.log(`  again later: sunbird-dataops report ${result.runId}`);
