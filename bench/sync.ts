@@ -30,13 +30,13 @@ import {
 } from '@aws-sdk/client-sqs';
 import cassandra from 'cassandra-driver';
 import { Pool } from 'undici';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { buildSyncRequestBody, SyncApiClient } from '#shared/clients/sync-api.ts';
 import type { MessageQueue } from '#shared/queue/queue.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';
 import { migrate } from '#shared/schema.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import type { Block, RunSettings } from '#shared/sync/messages.ts';
@@ -377,7 +377,7 @@ function startStandin(apiKey: string): Promise<{ url: string; proc: ChildProcess
     const proc = spawn(
       process.execPath,
       [
-        fileURLToPath(new URL('../scripts/sync-api-standin.ts', import.meta.url)),
+        fileURLToPath(new URL('../scripts/sync-api-standin/cli.ts', import.meta.url)),
         '--port',
         '0',
         '--no-record',

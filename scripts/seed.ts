@@ -6,10 +6,10 @@
 import { parseArgs } from 'node:util';
 import cassandra from 'cassandra-driver';
 import cliProgress from 'cli-progress';
+import { type SeedOptions, seed } from '#scripts/seed/seed.ts';
 import { cassandraOptionsFrom, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { ConfigError, loadFlatConfig } from '#shared/config.ts';
 import { migrate } from '#shared/schema.ts';
-import { type SeedOptions, seed } from '#shared/seed/seed.ts';
 
 function intArg(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;

@@ -1,7 +1,8 @@
 /**
- * `npm run services -- up|down|status|logs [name…]`: the local Cassandra, Kafka, ElasticMQ (fetched
- * from Maven Central into ${SUNBIRD_DATAOPS_CACHE:-~/.cache/sunbird-dataops}, run from .services/)
- * and the machine's PostgreSQL. Services are registered in scripts/services/registry.ts.
+ * `npm run services -- up|down|status|logs [name…]`: the local Cassandra, Kafka, ElasticMQ and, on
+ * demand, Keycloak and OpenSearch (fetched from Maven Central into
+ * ${SUNBIRD_DATAOPS_CACHE:-~/.cache/sunbird-dataops}, run from .services/) and the machine's PostgreSQL.
+ * Services are registered in scripts/services/registry.ts.
  *
  * Programmatic use (e.g. the test suite's global setup):
  *   import { ensureServices } from '#scripts/services.ts';

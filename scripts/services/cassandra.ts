@@ -2,15 +2,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cassandra from 'cassandra-driver';
-import {
-  fetchMavenClasspath,
-  findJar,
-  HOST,
-  launchDetached,
-  requireJava,
-  requirePortOpen,
-} from './common.ts';
-import type { ServiceContext, ServiceDefinition } from './types.ts';
+import { findJar, HOST, mavenJavaService, probeWith } from './common.ts';
+import type { ServiceDefinition } from './types.ts';
 import { VERSIONS } from './versions.ts';
 
 export const CASSANDRA_PORT = 9042;
@@ -19,12 +12,6 @@ export const CASSANDRA_STORAGE_PORT = 7000;
 export const CASSANDRA_LOCAL_DC = 'datacenter1';
 
 const version = VERSIONS.cassandra;
-
-function libDir(ctx: ServiceContext): Promise<string> {
-  return fetchMavenClasspath(ctx, version, [
-    { groupId: 'org.apache.cassandra', artifactId: 'cassandra-all', version },
-  ]);
-}
 
 // cassandra.yaml for 5.0 rejects unknown keys, so keep to keys that exist. num_tokens 16 gives the
 // single node 16 token ranges, so code that splits scans by token range is exercised for real.
@@ -91,31 +78,23 @@ const JDK17_OPENS = [
   'java.base/java.nio',
 ];
 
-export const cassandraService: ServiceDefinition = {
+export const cassandraService: ServiceDefinition = mavenJavaService({
   name: 'cassandra',
   version,
+  classpath: [{ groupId: 'org.apache.cassandra', artifactId: 'cassandra-all', version }],
   ports: [
     { port: CASSANDRA_PORT, role: 'CQL' },
     { port: CASSANDRA_STORAGE_PORT, role: 'storage' },
   ],
-  kind: 'managed',
   // First start on 2 cores was ~5 s here, but CI machines under load can be far slower.
   startTimeoutMs: 240_000,
   stopTimeoutMs: 45_000,
 
-  async fetch(ctx) {
-    await libDir(ctx);
-  },
-
-  async start(ctx) {
-    await requireJava();
-    const lib = await libDir(ctx);
-    const conf = join(ctx.dataDir, 'conf');
-    await mkdir(conf, { recursive: true });
+  async configure(ctx, { lib, conf }) {
     await mkdir(join(ctx.dataDir, 'triggers'), { recursive: true });
     await writeFile(join(conf, 'cassandra.yaml'), cassandraYaml(ctx.dataDir));
     await writeFile(join(conf, 'logback.xml'), LOGBACK_XML);
-    const args = [
+    const jvm = [
       '-Xms1g',
       '-Xmx1g',
       '-XX:+ExitOnOutOfMemoryError',
@@ -136,26 +115,24 @@ export const cassandraService: ServiceDefinition = {
       // Single node: don't wait for gossip to settle, and skip fsyncs of system tables (test data only).
       '-Dcassandra.skip_wait_for_gossip_to_settle=0',
       '-Dcassandra.unsafesystem=true',
-      '-cp',
-      `${lib}/*`,
-      'org.apache.cassandra.service.CassandraDaemon',
     ];
-    return launchDetached(ctx, 'java', args);
+    return { jvm, main: ['org.apache.cassandra.service.CassandraDaemon'] };
   },
 
-  async health() {
-    await requirePortOpen(CASSANDRA_PORT);
-    const client = new cassandra.Client({
-      contactPoints: [`${HOST}:${CASSANDRA_PORT}`],
-      localDataCenter: CASSANDRA_LOCAL_DC,
-      socketOptions: { connectTimeout: 3000, readTimeout: 5000 },
-    });
-    try {
-      await client.connect();
-      const rs = await client.execute('SELECT release_version FROM system.local');
-      if (!rs.first()?.get('release_version')) throw new Error('system.local has no release_version');
-    } finally {
-      await client.shutdown().catch(() => undefined);
-    }
-  },
-};
+  health: () =>
+    probeWith(
+      CASSANDRA_PORT,
+      () =>
+        new cassandra.Client({
+          contactPoints: [`${HOST}:${CASSANDRA_PORT}`],
+          localDataCenter: CASSANDRA_LOCAL_DC,
+          socketOptions: { connectTimeout: 3000, readTimeout: 5000 },
+        }),
+      async (client) => {
+        await client.connect();
+        const rs = await client.execute('SELECT release_version FROM system.local');
+        if (!rs.first()?.get('release_version')) throw new Error('system.local has no release_version');
+      },
+      (client) => client.shutdown(),
+    ),
+});

@@ -16,7 +16,8 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
-import { type ServiceContext, ServiceError } from './types.ts';
+import { request } from 'undici';
+import { type ServiceContext, type ServiceDefinition, ServiceError } from './types.ts';
 import { VERSIONS } from './versions.ts';
 
 export const HOST = '127.0.0.1';
@@ -58,6 +59,20 @@ export function isPortOpen(port: number, timeoutMs = 500): Promise<boolean> {
     socket.once('connect', () => finish(true));
     socket.once('error', () => finish(false));
   });
+}
+
+/** GET `http://127.0.0.1:<port><path>` with bounded waits (fails fast when the port is closed). */
+export async function httpGet(
+  port: number,
+  path: string,
+  timeoutMs = 3000,
+): Promise<{ status: number; text: string }> {
+  await requirePortOpen(port);
+  const res = await request(`http://${HOST}:${port}${path}`, {
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  return { status: res.statusCode, text: await res.body.text() };
 }
 
 /** Throws (fast) when the port is closed, so health checks don't wait on client connect timeouts. */
@@ -263,10 +278,10 @@ export function tailFile(file: string, lines: number): string {
 // ---------------------------------------------------------------------------------------------
 // Tools: java and mvn
 
-let javaChecked: Promise<void> | undefined;
+let javaChecked: Promise<number> | undefined;
 
-/** Throws a one-line error unless a Java 17+ `java` is on PATH. */
-export function requireJava(): Promise<void> {
+/** Throws a one-line error unless a Java 17+ `java` is on PATH; resolves to its major version. */
+export function requireJava(): Promise<number> {
   javaChecked ??= (async () => {
     const out = spawnSync('java', ['-version'], { encoding: 'utf8' });
     if (out.error)
@@ -276,6 +291,7 @@ export function requireJava(): Promise<void> {
     const m = /version "(\d+)/.exec(out.stderr ?? '');
     const major = m ? Number(m[1]) : 0;
     if (major < 17) throw new ServiceError(`java ${major || '?'} found, the services need Java 17 or newer`);
+    return major;
   })();
   return javaChecked;
 }
@@ -295,27 +311,60 @@ export interface MavenDependency {
 // Concurrent mvn runs share ~/.m2 and Maven 3.8 has no local-repository locking: run them one by one.
 let mavenQueue: Promise<unknown> = Promise.resolve();
 
+/** Runs `fn` after every Maven job queued before it (whatever their outcome). */
+export function inMavenQueue<T>(fn: () => Promise<T>): Promise<T> {
+  const result = mavenQueue.then(fn, fn);
+  mavenQueue = result.catch(() => undefined);
+  return result;
+}
+
 /**
- * Copy the runtime classpath of `deps` from Maven Central into `<cache>/<name>-<version>/lib` and
- * return that folder. A marker file records the exact dependency list; when it matches, nothing runs.
- * (Cassandra's binary tarball is not on Central — `apache-cassandra:tar.gz:bin` does not resolve — so
- * every JVM service is run from its jars with our own config.)
+ * Run a tool (mvn, unzip) to completion; on failure throw a one-line ServiceError naming `what` and
+ * the tool's most telling line (Maven's first `[ERROR]`, else the first line mentioning an error).
+ */
+export function execTool(command: string, args: string[], what: string): Promise<void> {
+  return new Promise((ok, fail) => {
+    execFile(command, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (!err) return ok();
+      const lines = stripVTControlCharacters(`${stdout}\n${stderr}`).split('\n');
+      const line =
+        lines.find((l) => l.startsWith('[ERROR]') && l.trim() !== '[ERROR]') ??
+        lines.find((l) => /error/i.test(l)) ??
+        err.message;
+      fail(new ServiceError(`${what} failed: ${line.replace(/^\[ERROR\]\s*/, '').trim()}`));
+    });
+  });
+}
+
+/** The `mvn` arguments that run one goal of maven-dependency-plugin (batch mode, quiet). */
+export function mavenDependencyGoal(goal: 'copy' | 'copy-dependencies', ...args: string[]): string[] {
+  requireMaven();
+  const plugin = `org.apache.maven.plugins:maven-dependency-plugin:${VERSIONS.mavenDependencyPlugin}`;
+  return ['-B', '-q', `${plugin}:${goal}`, ...args];
+}
+
+/**
+ * Copy the runtime classpath of `deps` from Maven Central into `<cache>/<name>-<version>/<folder>`
+ * (`lib` unless told) and return that folder. A marker file records the exact dependency list; when it
+ * matches, nothing runs. (Cassandra's binary tarball is not on Central — `apache-cassandra:tar.gz:bin`
+ * does not resolve — so every JVM service is run from its jars with our own config.)
  */
 export function fetchMavenClasspath(
   ctx: ServiceContext,
   version: string,
   deps: MavenDependency[],
+  folder = 'lib',
 ): Promise<string> {
   const dir = join(ctx.cacheRoot, `${ctx.name}-${version}`);
-  const lib = join(dir, 'lib');
-  const marker = join(dir, '.complete');
+  const lib = join(dir, folder);
+  const suffix = folder === 'lib' ? '' : `-${folder}`;
+  const marker = join(dir, `.complete${suffix}`);
   const wanted = JSON.stringify(deps);
-  const run = async (): Promise<string> => {
+  return inMavenQueue(async () => {
     if (existsSync(marker) && (await readFile(marker, 'utf8')) === wanted) return lib;
-    requireMaven();
-    ctx.log(`fetching ${ctx.name} ${version} from Maven Central…`);
+    ctx.log(`fetching ${ctx.name} ${version}${suffix ? ` (${folder})` : ''} from Maven Central…`);
     await mkdir(dir, { recursive: true });
-    const pom = join(dir, 'pom.xml');
+    const pom = join(dir, `pom${suffix}.xml`);
     const depXml = deps
       .map(
         (d) =>
@@ -328,7 +377,7 @@ export function fetchMavenClasspath(
       `<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>local.sunbird-dataops</groupId>
-  <artifactId>fetch-${ctx.name}</artifactId>
+  <artifactId>fetch-${ctx.name}${suffix}</artifactId>
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
@@ -337,35 +386,22 @@ ${depXml}
 </project>
 `,
     );
-    const tmp = join(dir, 'lib.partial');
+    const tmp = `${lib}.partial`;
     await rm(tmp, { recursive: true, force: true });
-    const goal = `org.apache.maven.plugins:maven-dependency-plugin:${VERSIONS.mavenDependencyPlugin}:copy-dependencies`;
-    await new Promise<void>((ok, fail) => {
-      execFile(
-        'mvn',
-        ['-B', '-q', '-f', pom, goal, `-DoutputDirectory=${tmp}`, '-DincludeScope=runtime'],
-        { maxBuffer: 64 * 1024 * 1024 },
-        (err, stdout, stderr) => {
-          if (!err) return ok();
-          const output = stripVTControlCharacters(`${stdout}\n${stderr}`);
-          const line =
-            output.split('\n').find((l) => l.startsWith('[ERROR]') && l.trim() !== '[ERROR]') ?? err.message;
-          fail(
-            new ServiceError(
-              `fetching ${ctx.name} ${version} failed: ${line.replace(/^\[ERROR\]\s*/, '').trim()}`,
-            ),
-          );
-        },
-      );
-    });
+    await execTool(
+      'mvn',
+      [
+        '-f',
+        pom,
+        ...mavenDependencyGoal('copy-dependencies', `-DoutputDirectory=${tmp}`, '-DincludeScope=runtime'),
+      ],
+      `fetching ${ctx.name} ${version}`,
+    );
     await rm(lib, { recursive: true, force: true });
     await rename(tmp, lib);
     await writeFile(marker, wanted);
     return lib;
-  };
-  const result = mavenQueue.then(run, run);
-  mavenQueue = result.catch(() => undefined);
-  return result;
+  });
 }
 
 /** The one jar in `lib` whose file name starts with `prefix` (e.g. the jamm agent). */
@@ -373,4 +409,74 @@ export function findJar(lib: string, prefix: string): string {
   const jar = readdirSync(lib).find((f) => f.startsWith(prefix) && f.endsWith('.jar'));
   if (!jar) throw new ServiceError(`no ${prefix}*.jar in ${lib}: delete that folder so it is fetched again`);
   return join(lib, jar);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health checks and JVM services from Maven Central
+
+/**
+ * A health check through a real client: fail fast when the port is closed, else open the client, run
+ * the probe and always close the client again.
+ */
+export async function probeWith<C>(
+  port: number,
+  open: () => C,
+  probe: (client: C) => Promise<unknown>,
+  close: (client: C) => unknown,
+): Promise<void> {
+  await requirePortOpen(port);
+  const client = open();
+  try {
+    await probe(client);
+  } finally {
+    await Promise.resolve(close(client)).catch(() => undefined);
+  }
+}
+
+/** How a JVM service is launched: `java <jvm> -cp <lib>/* <main>`. */
+export interface JavaLaunch {
+  jvm: string[];
+  /** The main class, then its arguments. */
+  main: string[];
+}
+
+/** The java argument list for a launch: `<jvm> -cp <lib>/* <main>`. */
+export function javaArgs(launch: JavaLaunch, lib: string): string[] {
+  return [...launch.jvm, '-cp', `${lib}/*`, ...launch.main];
+}
+
+export interface MavenJavaServiceSpec
+  extends Omit<ServiceDefinition, 'kind' | 'version' | 'fetch' | 'start'> {
+  version: string;
+  /** The runtime classpath, copied from Maven Central into the cache by `fetchMavenClasspath`. */
+  classpath: MavenDependency[];
+  /**
+   * Write the configuration under `conf` (`<dataDir>/conf`, already created), run any one-off set-up
+   * (Kafka formats its storage) and say how to launch.
+   */
+  configure(ctx: ServiceContext, dirs: { lib: string; conf: string }): Promise<JavaLaunch>;
+}
+
+/**
+ * A managed service that runs from its Maven Central jars on the machine's Java 17+ (Cassandra, Kafka,
+ * ElasticMQ): `fetch` copies the classpath into the cache, `start` configures and launches it detached.
+ */
+export function mavenJavaService(spec: MavenJavaServiceSpec): ServiceDefinition {
+  const { classpath, configure, ...definition } = spec;
+  const libDir = (ctx: ServiceContext) => fetchMavenClasspath(ctx, spec.version, classpath);
+  return {
+    ...definition,
+    kind: 'managed',
+    async fetch(ctx) {
+      await libDir(ctx);
+    },
+    async start(ctx) {
+      await requireJava();
+      const lib = await libDir(ctx);
+      const conf = join(ctx.dataDir, 'conf');
+      await mkdir(conf, { recursive: true });
+      const launch = await configure(ctx, { lib, conf });
+      return launchDetached(ctx, 'java', javaArgs(launch, lib));
+    },
+  };
 }

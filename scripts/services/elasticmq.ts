@@ -1,9 +1,9 @@
 /** ElasticMQ: an SQS-compatible server on 127.0.0.1:9324 (JSON protocol of current @aws-sdk/client-sqs). */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { fetchMavenClasspath, HOST, launchDetached, requireJava, requirePortOpen } from './common.ts';
-import type { ServiceContext, ServiceDefinition } from './types.ts';
+import { HOST, mavenJavaService, probeWith } from './common.ts';
+import type { ServiceDefinition } from './types.ts';
 import { VERSIONS } from './versions.ts';
 
 export const ELASTICMQ_PORT = 9324;
@@ -40,12 +40,6 @@ export function localSqsClient(): SQSClient {
 
 const version = VERSIONS.elasticmq;
 
-function libDir(ctx: ServiceContext): Promise<string> {
-  return fetchMavenClasspath(ctx, version, [
-    { groupId: 'org.elasticmq', artifactId: 'elasticmq-server_2.13', version },
-  ]);
-}
-
 // HOCON. Including the jar's application.conf keeps its defaults for everything not set here.
 // Queues live in memory: queues created at run time (CreateQueue) work but vanish on restart, while
 // the predeclared ones come back. `aws` makes queue ARNs match arn:aws:sqs:us-east-1:000000000000:….
@@ -67,43 +61,29 @@ ${queues}
 `;
 }
 
-export const elasticmqService: ServiceDefinition = {
+export const elasticmqService: ServiceDefinition = mavenJavaService({
   name: 'elasticmq',
   version,
+  classpath: [{ groupId: 'org.elasticmq', artifactId: 'elasticmq-server_2.13', version }],
   ports: [{ port: ELASTICMQ_PORT, role: 'SQS' }],
-  kind: 'managed',
   startTimeoutMs: 120_000,
   stopTimeoutMs: 20_000,
 
-  async fetch(ctx) {
-    await libDir(ctx);
-  },
-
-  async start(ctx) {
-    await requireJava();
-    const lib = await libDir(ctx);
-    const conf = join(ctx.dataDir, 'conf');
-    await mkdir(conf, { recursive: true });
+  async configure(_ctx, { conf }) {
     await writeFile(join(conf, 'elasticmq.conf'), elasticmqConf());
-    return launchDetached(ctx, 'java', [
-      '-Xms256m',
-      '-Xmx256m',
-      `-Dconfig.file=${join(conf, 'elasticmq.conf')}`,
-      '-cp',
-      `${lib}/*`,
-      'org.elasticmq.server.Main',
-    ]);
+    return {
+      jvm: ['-Xms256m', '-Xmx256m', `-Dconfig.file=${join(conf, 'elasticmq.conf')}`],
+      main: ['org.elasticmq.server.Main'],
+    };
   },
 
-  async health() {
-    await requirePortOpen(ELASTICMQ_PORT);
-    const sqs = localSqsClient();
-    try {
-      await sqs.send(new ListQueuesCommand({}));
-    } finally {
-      sqs.destroy();
-    }
-  },
+  health: () =>
+    probeWith(
+      ELASTICMQ_PORT,
+      localSqsClient,
+      (sqs) => sqs.send(new ListQueuesCommand({})),
+      (sqs) => sqs.destroy(),
+    ),
 
   async verify() {
     const sqs = localSqsClient();
@@ -118,4 +98,4 @@ export const elasticmqService: ServiceDefinition = {
       sqs.destroy();
     }
   },
-};
+});

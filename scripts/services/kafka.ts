@@ -11,15 +11,8 @@ import {
   stringDeserializers,
   stringSerializers,
 } from '@platformatic/kafka';
-import {
-  fetchMavenClasspath,
-  HOST,
-  launchDetached,
-  requireJava,
-  requirePortOpen,
-  runLogged,
-} from './common.ts';
-import type { ServiceContext, ServiceDefinition } from './types.ts';
+import { HOST, javaArgs, mavenJavaService, probeWith, runLogged } from './common.ts';
+import type { ServiceDefinition } from './types.ts';
 import { VERSIONS } from './versions.ts';
 
 export const KAFKA_PORT = 9092;
@@ -28,16 +21,6 @@ export const KAFKA_BROKERS = [`${HOST}:${KAFKA_PORT}`];
 
 const version = VERSIONS.kafka;
 const HEAP = ['-Xms512m', '-Xmx512m'];
-
-function libDir(ctx: ServiceContext): Promise<string> {
-  return fetchMavenClasspath(ctx, version, [
-    { groupId: 'org.apache.kafka', artifactId: 'kafka_2.13', version },
-    // kafka_2.13 brings log4j-core but no SLF4J binding; without this the broker logs nothing.
-    { groupId: 'org.apache.logging.log4j', artifactId: 'log4j-slf4j2-impl', version: VERSIONS.kafkaLog4j },
-    // kafka_2.13 resolves slf4j-api 1.7 (from a transitive dependency), which can't see an SLF4J 2 provider.
-    { groupId: 'org.slf4j', artifactId: 'slf4j-api', version: VERSIONS.kafkaSlf4j },
-  ]);
-}
 
 // A single node can't hold the default 3 replicas of the internal topics: with the defaults
 // __consumer_offsets is never created and consumer groups never work. Every internal topic's
@@ -79,37 +62,30 @@ logger.config.name = org.apache.kafka.common.config.AbstractConfig
 logger.config.level = WARN
 `;
 
-export const kafkaService: ServiceDefinition = {
+export const kafkaService: ServiceDefinition = mavenJavaService({
   name: 'kafka',
   version,
+  classpath: [
+    { groupId: 'org.apache.kafka', artifactId: 'kafka_2.13', version },
+    // kafka_2.13 brings log4j-core but no SLF4J binding; without this the broker logs nothing.
+    { groupId: 'org.apache.logging.log4j', artifactId: 'log4j-slf4j2-impl', version: VERSIONS.kafkaLog4j },
+    // kafka_2.13 resolves slf4j-api 1.7 (from a transitive dependency), which can't see an SLF4J 2 provider.
+    { groupId: 'org.slf4j', artifactId: 'slf4j-api', version: VERSIONS.kafkaSlf4j },
+  ],
   ports: [
     { port: KAFKA_PORT, role: 'broker' },
     { port: KAFKA_CONTROLLER_PORT, role: 'controller' },
   ],
-  kind: 'managed',
   startTimeoutMs: 180_000,
   stopTimeoutMs: 45_000,
 
-  async fetch(ctx) {
-    await libDir(ctx);
-  },
-
-  async start(ctx) {
-    await requireJava();
-    const lib = await libDir(ctx);
-    const conf = join(ctx.dataDir, 'conf');
+  async configure(ctx, { lib, conf }) {
     const kraft = join(ctx.dataDir, 'kraft');
-    await mkdir(conf, { recursive: true });
     await mkdir(kraft, { recursive: true });
     const props = join(conf, 'server.properties');
     await writeFile(props, serverProperties(kraft));
     await writeFile(join(conf, 'log4j2.properties'), LOG4J2_PROPERTIES);
-    const java = [
-      ...HEAP,
-      `-Dlog4j2.configurationFile=file:${join(conf, 'log4j2.properties')}`,
-      '-cp',
-      `${lib}/*`,
-    ];
+    const jvm = [...HEAP, `-Dlog4j2.configurationFile=file:${join(conf, 'log4j2.properties')}`];
 
     // KRaft storage must be formatted once, with a cluster id, before the first start. The id is
     // kept beside the data so a re-format (--ignore-formatted makes it a no-op) never conflicts.
@@ -120,42 +96,34 @@ export const kafkaService: ServiceDefinition = {
         ? (await readFile(idFile, 'utf8')).trim()
         : randomBytes(16).toString('base64url');
       await writeFile(idFile, `${clusterId}\n`);
+      const format = ['kafka.tools.StorageTool', 'format', '--standalone', '-t', clusterId, '-c', props];
       await runLogged(
         ctx,
         'java',
-        [
-          ...java,
-          'kafka.tools.StorageTool',
-          'format',
-          '--standalone',
-          '-t',
-          clusterId,
-          '-c',
-          props,
-          '--ignore-formatted',
-        ],
+        javaArgs({ jvm, main: [...format, '--ignore-formatted'] }, lib),
         'StorageTool format',
       );
     }
-    return launchDetached(ctx, 'java', [...java, 'kafka.Kafka', props]);
+    return { jvm, main: ['kafka.Kafka', props] };
   },
 
-  async health() {
-    await requirePortOpen(KAFKA_PORT);
-    const admin = new Admin({
-      clientId: 'sunbird-dataops-services',
-      bootstrapBrokers: KAFKA_BROKERS,
-      retries: 0,
-      timeout: 3000,
-    });
-    try {
-      const metadata = await admin.metadata({ topics: [] });
-      if (metadata.brokers.size === 0) throw new Error('broker reports no brokers');
-      await admin.listTopics();
-    } finally {
-      await admin.close().catch(() => undefined);
-    }
-  },
+  health: () =>
+    probeWith(
+      KAFKA_PORT,
+      () =>
+        new Admin({
+          clientId: 'sunbird-dataops-services',
+          bootstrapBrokers: KAFKA_BROKERS,
+          retries: 0,
+          timeout: 3000,
+        }),
+      async (admin) => {
+        const metadata = await admin.metadata({ topics: [] });
+        if (metadata.brokers.size === 0) throw new Error('broker reports no brokers');
+        await admin.listTopics();
+      },
+      (admin) => admin.close(),
+    ),
 
   // After a fresh start: produce and consume one message through a consumer group, which proves the
   // client speaks this broker's protocol and that __consumer_offsets could be created.
@@ -212,4 +180,4 @@ export const kafkaService: ServiceDefinition = {
       await admin.close().catch(() => undefined);
     }
   },
-};
+});

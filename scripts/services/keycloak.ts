@@ -8,15 +8,22 @@
  * is unpacked into `.services/data/keycloak/` (start-dev writes its build and data next to the binaries).
  * First start ≈ 50 s here (≈ 18 s Quarkus augmentation + ≈ 30 s schema creation); later starts ≈ 15–25 s.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stripVTControlCharacters } from 'node:util';
 import pg from 'pg';
 import { request } from 'undici';
-import { HOST, launchDetached, requireJava, requirePortOpen } from './common.ts';
-import { type ServiceContext, type ServiceDefinition, ServiceError } from './types.ts';
+import {
+  execTool,
+  HOST,
+  httpGet,
+  inMavenQueue,
+  launchDetached,
+  mavenDependencyGoal,
+  requireJava,
+  requirePortOpen,
+} from './common.ts';
+import type { ServiceContext, ServiceDefinition } from './types.ts';
 import { VERSIONS } from './versions.ts';
 
 export const KEYCLOAK_HTTP_PORT = 8180;
@@ -38,18 +45,6 @@ function distDir(ctx: ServiceContext): string {
   return join(ctx.dataDir, `keycloak-${version}`);
 }
 
-function run(command: string, args: string[], what: string): Promise<void> {
-  return new Promise((ok, fail) => {
-    execFile(command, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (!err) return ok();
-      const output = stripVTControlCharacters(`${stdout}\n${stderr}`);
-      const line =
-        output.split('\n').find((l) => /ERROR|error/.test(l) && l.trim() !== '[ERROR]') ?? err.message;
-      fail(new ServiceError(`${what} failed: ${line.replace(/^\[ERROR\]\s*/, '').trim()}`));
-    });
-  });
-}
-
 async function fetchZip(ctx: ServiceContext): Promise<string> {
   const zip = zipPath(ctx);
   if (existsSync(zip)) return zip;
@@ -58,16 +53,16 @@ async function fetchZip(ctx: ServiceContext): Promise<string> {
   await mkdir(dir, { recursive: true });
   const partial = join(dir, 'download.partial');
   await rm(partial, { recursive: true, force: true });
-  await run(
-    'mvn',
-    [
-      '-B',
-      '-q',
-      `org.apache.maven.plugins:maven-dependency-plugin:${VERSIONS.mavenDependencyPlugin}:copy`,
-      `-Dartifact=org.keycloak:keycloak-quarkus-dist:${version}:zip`,
-      `-DoutputDirectory=${partial}`,
-    ],
-    `fetching keycloak ${version}`,
+  await inMavenQueue(() =>
+    execTool(
+      'mvn',
+      mavenDependencyGoal(
+        'copy',
+        `-Dartifact=org.keycloak:keycloak-quarkus-dist:${version}:zip`,
+        `-DoutputDirectory=${partial}`,
+      ),
+      `fetching keycloak ${version}`,
+    ),
   );
   await rename(join(partial, `keycloak-quarkus-dist-${version}.zip`), zip);
   await rm(partial, { recursive: true, force: true });
@@ -81,7 +76,7 @@ async function unpack(ctx: ServiceContext): Promise<string> {
   await mkdir(ctx.dataDir, { recursive: true });
   const tmp = join(ctx.dataDir, 'unpack.partial');
   await rm(tmp, { recursive: true, force: true });
-  await run('unzip', ['-q', '-o', zip, '-d', tmp], `unpacking ${zip} (is unzip installed?)`);
+  await execTool('unzip', ['-q', '-o', zip, '-d', tmp], `unpacking ${zip} (is unzip installed?)`);
   await rename(join(tmp, `keycloak-${version}`), dist);
   await rm(tmp, { recursive: true, force: true });
   return dist;
@@ -126,6 +121,8 @@ export const keycloakService: ServiceDefinition = {
   ],
   kind: 'managed',
   onDemand: true,
+  // Its database lives in the machine's PostgreSQL: the manager makes sure that answers first.
+  dependsOn: ['postgres'],
   startTimeoutMs: 240_000,
   stopTimeoutMs: 30_000,
 
@@ -135,9 +132,6 @@ export const keycloakService: ServiceDefinition = {
 
   async start(ctx) {
     await requireJava();
-    // Imported here: the manager imports the registry, which imports this module.
-    const { ensureServices } = await import('./manager.ts');
-    await ensureServices(['postgres'], { log: ctx.log });
     await ensureDatabase();
     const dist = await unpack(ctx);
     return launchDetached(
@@ -166,14 +160,8 @@ export const keycloakService: ServiceDefinition = {
   },
 
   async health() {
-    await requirePortOpen(KEYCLOAK_MANAGEMENT_PORT);
-    const res = await request(`http://${HOST}:${KEYCLOAK_MANAGEMENT_PORT}/health/ready`, {
-      headersTimeout: 3000,
-      bodyTimeout: 3000,
-    });
-    const text = await res.body.text();
-    if (res.statusCode !== 200 || !text.includes('"UP"'))
-      throw new Error(`/health/ready → ${res.statusCode}`);
+    const { status, text } = await httpGet(KEYCLOAK_MANAGEMENT_PORT, '/health/ready');
+    if (status !== 200 || !text.includes('"UP"')) throw new Error(`/health/ready → ${status}`);
     await requirePortOpen(KEYCLOAK_HTTP_PORT);
   },
 

@@ -223,6 +223,7 @@ async function ensureOne(
       return done('already-running', ours);
     }
 
+    if (def.dependsOn?.length) await ensureServices(def.dependsOn, { log: opts.log });
     await requireFreePorts(def);
     await rm(ctx.pidFile, { force: true }); // stale: that process is gone or no longer ours
     await def.fetch?.(ctx);

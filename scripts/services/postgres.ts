@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import pg from 'pg';
-import { HOST, requirePortOpen } from './common.ts';
+import { HOST, probeWith } from './common.ts';
 import { type ServiceDefinition, ServiceError } from './types.ts';
 
 export const POSTGRES_PORT = 5432;
@@ -49,20 +49,21 @@ export const postgresService: ServiceDefinition = {
     }
   },
 
-  async health() {
-    await requirePortOpen(POSTGRES_PORT);
-    const client = new pg.Client({
-      host: HOST,
-      port: POSTGRES_PORT,
-      user: 'postgres',
-      database: 'postgres',
-      connectionTimeoutMillis: 3000,
-    });
-    try {
-      await client.connect();
-      await client.query('SELECT 1');
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  },
+  health: () =>
+    probeWith(
+      POSTGRES_PORT,
+      () =>
+        new pg.Client({
+          host: HOST,
+          port: POSTGRES_PORT,
+          user: 'postgres',
+          database: 'postgres',
+          connectionTimeoutMillis: 3000,
+        }),
+      async (client) => {
+        await client.connect();
+        await client.query('SELECT 1');
+      },
+      (client) => client.end(),
+    ),
 };

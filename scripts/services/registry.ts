@@ -3,13 +3,14 @@
  * write `scripts/services/<name>.ts` exporting a `ServiceDefinition` (see types.ts; the JVM modules
  * here show fetching from Maven with `fetchMavenClasspath` and launching with `launchDetached`) and
  * add it to this list: the CLI, `status`, `logs`, `down` and `ensureServices` pick it up from here.
- * A service that needs another one (keycloak needs postgres) can call `ensureServices(['postgres'])`
- * from its own `start`.
+ * A service that needs another one names it in `dependsOn` (keycloak: `['postgres']`); the manager
+ * starts those first. Service modules import only common.ts, types.ts and versions.ts.
  */
 import { cassandraService } from './cassandra.ts';
 import { elasticmqService } from './elasticmq.ts';
 import { kafkaService } from './kafka.ts';
 import { keycloakService } from './keycloak.ts';
+import { opensearchService } from './opensearch.ts';
 import { postgresService } from './postgres.ts';
 import { type ServiceDefinition, ServiceError } from './types.ts';
 
@@ -19,6 +20,7 @@ export const SERVICES: readonly ServiceDefinition[] = [
   kafkaService,
   elasticmqService,
   keycloakService,
+  opensearchService,
 ];
 
 export const SERVICE_NAMES: readonly string[] = SERVICES.map((s) => s.name);

@@ -36,6 +36,11 @@ export interface ServiceDefinition {
   kind: 'managed' | 'external';
   /** Started only when named (`up keycloak`), not by a plain `up`; `down`/`status`/`logs` include it. */
   onDemand?: boolean;
+  /**
+   * Services that must answer before this one is started (keycloak needs postgres). The manager brings
+   * them up first, by name through the registry, so a service module never imports the manager.
+   */
+  dependsOn?: readonly string[];
   /** How long `up` waits for health after starting it. */
   startTimeoutMs: number;
   /** How long `down` waits after SIGTERM before SIGKILL (managed only). */

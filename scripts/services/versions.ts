@@ -17,6 +17,15 @@ export const VERSIONS = {
   elasticmq: '1.7.1',
   /** org.keycloak:keycloak-quarkus-dist (zip); 26.4–26.7 are served. Schema verified with 26.4.7. */
   keycloak: '26.4.7',
+  /**
+   * org.opensearch:opensearch (server jar; Central has no distribution tarball). 2.19 runs on Java 17
+   * to 23: it needs the security manager, which Java 24 removed.
+   */
+  opensearch: '2.19.4',
+  /** org.opensearch:opensearch-plugin-classloader: 2.19.2–2.19.4 are not on Central; 2.19.1 works with 2.19.4. */
+  opensearchPluginClassloader: '2.19.1',
+  /** log4j-core is optional in the opensearch pom but the server needs it; the version its pom names. */
+  opensearchLog4j: '2.21.0',
   /** The plugin that copies a runtime classpath out of the local Maven repository. */
   mavenDependencyPlugin: '3.11.0',
 } as const;

@@ -70,7 +70,7 @@ export class MemoryMergeStore implements MergeStore {
   }
 
   async savePlanChunks(fromId: string, toId: string, planId: string, chunks: string[]): Promise<void> {
-    chunks.forEach((c, i) => this.chunks.set(`${fromId}/${toId}/${planId}/${i}`, c));
+    for (const [i, c] of chunks.entries()) this.chunks.set(`${fromId}/${toId}/${planId}/${i}`, c);
   }
 
   async claimPlan(entry: JournalEntry): Promise<JournalEntry> {

@@ -18,7 +18,7 @@ import {
   KEYCLOAK_URL,
 } from '#scripts/services/keycloak.ts';
 import { ensureServices } from '#scripts/services.ts';
-import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { createPgPool, type PgPool } from '#shared/clients/postgres.ts';
 import { CassandraDeletionRecords } from '#shared/keycloak/cassandra-records.ts';

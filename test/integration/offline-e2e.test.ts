@@ -24,7 +24,8 @@ import { promisify } from 'node:util';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { runOffline } from '#scripts/offline/start.ts';
-import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
+import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import {
   createConsumer,
@@ -34,7 +35,6 @@ import {
   produce,
 } from '#shared/clients/kafka.ts';
 import type { Keyspaces } from '#shared/schema.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { type RunSummary, summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';

@@ -11,7 +11,15 @@ import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand } fro
 import { contextFor, PROJECT_ROOT } from '#scripts/services/common.ts';
 import { LOCAL_QUEUES, localQueueUrl, localSqsClient } from '#scripts/services/elasticmq.ts';
 import { kafkaService } from '#scripts/services/kafka.ts';
-import { DEFAULT_SERVICE_NAMES, ensureServices, serviceStatus, stopServices } from '#scripts/services.ts';
+import { OPENSEARCH_URL, opensearchService } from '#scripts/services/opensearch.ts';
+import { VERSIONS } from '#scripts/services/versions.ts';
+import {
+  DEFAULT_SERVICE_NAMES,
+  ensureServices,
+  SERVICES,
+  serviceStatus,
+  stopServices,
+} from '#scripts/services.ts';
 
 const run = promisify(execFile);
 const quiet = () => undefined;
@@ -95,4 +103,47 @@ test('kafka: produce and consume through a consumer group with the project clien
   timeout: 120_000,
 }, async () => {
   await kafkaService.verify!(contextFor('kafka', quiet));
+});
+
+test('every dependency a service declares is registered and comes before it in up order', () => {
+  const order = SERVICES.map((s) => s.name);
+  const keycloak = SERVICES.find((s) => s.name === 'keycloak');
+  assert.deepEqual(keycloak?.dependsOn, ['postgres']);
+  for (const def of SERVICES) {
+    for (const dep of def.dependsOn ?? []) {
+      assert.ok(order.includes(dep), `${def.name} depends on unknown ${dep}`);
+      assert.ok(order.indexOf(dep) < order.indexOf(def.name), `${dep} is listed after ${def.name}`);
+    }
+  }
+});
+
+test('opensearch is on demand: a plain up leaves it out, up opensearch brings it up once', {
+  timeout: 600_000,
+}, async () => {
+  assert.ok(!DEFAULT_SERVICE_NAMES.includes('opensearch'));
+  const [first] = await ensureServices(['opensearch'], { log: quiet });
+  assert.equal(first?.name, 'opensearch');
+  const [second] = await ensureServices(['opensearch'], { log: quiet });
+  assert.notEqual(second?.state, 'started', 'opensearch was started again');
+
+  const up = await cli('up', 'opensearch');
+  assert.match(up.stdout, /^opensearch: (already running|9200 is served by a process we did not start)/m);
+  const status = await cli('status', 'opensearch');
+  assert.match(status.stdout, /^opensearch\s+2\.19\.\d+\s+9200\/REST 9300\/transport\s.*\shealthy/m);
+
+  const root = (await (await fetch(OPENSEARCH_URL)).json()) as { version: { number: string } };
+  // Another checkout's node is used as it is, so only the minor version is certain.
+  assert.match(root.version.number, /^2\.19\./);
+  if (first?.state !== 'foreign') assert.equal(root.version.number, VERSIONS.opensearch);
+  const health = (await (
+    await fetch(`${OPENSEARCH_URL}/_cluster/health?wait_for_status=yellow&timeout=10s`)
+  ).json()) as { status: string; number_of_nodes: number };
+  assert.match(health.status, /^(yellow|green)$/);
+  assert.equal(health.number_of_nodes, 1);
+});
+
+test('opensearch: an index with an analyzer from analysis-common takes a document and finds it', {
+  timeout: 120_000,
+}, async () => {
+  await opensearchService.verify!(contextFor('opensearch', quiet));
 });

@@ -6,7 +6,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { cassandraExists, type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import {
+  cassandraExists,
+  type SyncApiStandin,
+  startSyncApiStandin,
+} from '#scripts/sync-api-standin/index.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { runSqsBridge } from '#scripts/offline/sqs-bridge.ts';
-import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { MemoryQueue, type MessageQueue } from '#shared/queue/queue.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { type Block, blockSchema, type ScanTask, scanTaskSchema } from '#shared/sync/messages.ts';

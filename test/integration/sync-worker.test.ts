@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';

@@ -152,8 +152,9 @@ describe('a whole merge on the in-memory store', () => {
       { store, publisher: new MemoryPublisher(), courseBatchTopic: COURSE_BATCH },
     );
     const [merged] = store.rows('activityAgg', (r) => r.user_id === 'user002');
-    assert.equal((merged?.aggregates as Record<string, number>).completedCount, 10);
-    const stamp = (merged?.[AGG_LAST_UPDATED] as Record<string, Date>).completedCount;
+    assert.ok(merged);
+    assert.equal((merged.aggregates as Record<string, number>).completedCount, 10);
+    const stamp = (merged[AGG_LAST_UPDATED] as Record<string, Date>).completedCount;
     assert.ok(stamp instanceof Date, 'agg_last_updated.completedCount is set');
     const journal = await store.readJournal('user001', 'user002');
     assert.equal(

@@ -238,8 +238,14 @@ describe('the fan-out’s triggers', () => {
     const handler = createFanoutHandler({
       scan: async () => ({ batchItemFailures: [] }),
       starters: {
-        sync: async (p) => (seen.push(`sync:${p.objectType}`), started('s')),
-        'delete-keycloak-users': async (p) => (seen.push(`kc:${p.realm}`), started('k')),
+        sync: async (p) => {
+          seen.push(`sync:${p.objectType}`);
+          return started('s');
+        },
+        'delete-keycloak-users': async (p) => {
+          seen.push(`kc:${p.realm}`);
+          return started('k');
+        },
       },
       logger: createLogger({ level: 'SILENT' }),
     });

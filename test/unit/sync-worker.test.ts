@@ -155,7 +155,10 @@ describe('chain continuation', () => {
     const b = block({ context: { realm: 'sunbird' } }, { next: 'delete' });
     await processBlock(b, {
       syncApi: new FakeSyncApi(),
-      stage: (name) => (assert.equal(name, 'delete'), next),
+      stage: (name) => {
+        assert.equal(name, 'delete');
+        return next;
+      },
     });
     const [forwarded] = await taken(next);
     assert.deepEqual(forwarded, b);

@@ -49,6 +49,8 @@ function pick<T>(rand: () => number, xs: readonly T[]): T {
   return xs[Math.floor(rand() * xs.length)]!;
 }
 
+const DAY_MS = 86_400_000;
+
 function sunbirdDate(ms: number): string {
   // Sunbird's text dates look like 2024-01-01 10:00:00:000+0000
   return new Date(ms)
@@ -70,6 +72,8 @@ export interface OrgRow {
   isdefault: boolean;
   createddate: string;
   createdby: string;
+  /** A day after createddate: the column a drift check compares between Cassandra and the index. */
+  updateddate: string;
 }
 
 export function orgRow(seed: number, i: number): OrgRow {
@@ -90,6 +94,7 @@ export function orgRow(seed: number, i: number): OrgRow {
     isdefault: i === 0,
     createddate: sunbirdDate(1_600_000_000_000 + i * 60_000),
     createdby: seededId(seed, 'user', 0),
+    updateddate: sunbirdDate(1_600_000_000_000 + i * 60_000 + DAY_MS),
   };
 }
 
@@ -113,6 +118,8 @@ export interface UserRow {
   usertype: string;
   createddate: string;
   lastlogintime: number;
+  /** A day after createddate: the column a drift check compares between Cassandra and the index. */
+  updateddate: string;
 }
 
 export function userRow(seed: number, i: number, orgs: number): UserRow {
@@ -143,6 +150,7 @@ export function userRow(seed: number, i: number, orgs: number): UserRow {
     usertype: rand() < 0.7 ? 'student' : 'teacher',
     createddate: sunbirdDate(1_600_000_000_000 + i * 1000),
     lastlogintime: 1_700_000_000_000 + Math.floor(rand() * 1e9),
+    updateddate: sunbirdDate(1_600_000_000_000 + i * 1000 + DAY_MS),
   };
 }
 
