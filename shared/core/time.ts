@@ -53,12 +53,19 @@ export class ManualClock implements Clock {
     if (ms <= 0 || signal?.aborted) return Promise.resolve();
     this.sleeps.push(ms);
     return new Promise((resolve) => {
-      const timer = { at: this.#now + ms, wake: resolve };
-      this.#timers.push(timer);
-      signal?.addEventListener('abort', () => {
+      const onAbort = (): void => {
         this.#timers = this.#timers.filter((t) => t !== timer);
         resolve();
-      });
+      };
+      const timer = {
+        at: this.#now + ms,
+        wake: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      this.#timers.push(timer);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#schedule();
     });
   }
