@@ -82,6 +82,10 @@ interface RetryErrorLike extends Error {
 interface CallState {
   retries: number;
   stopReason?: string;
+  /** When the current attempt was sent (performance.now()). */
+  attemptStart: number;
+  onAttempt: SyncOptions['onAttempt'];
+  beforeRetry: SyncOptions['beforeRetry'];
 }
 
 export class SyncApiClient implements SyncApi {
@@ -143,12 +147,18 @@ export class SyncApiClient implements SyncApi {
     if (!Array.isArray(ids)) throw new TypeError('SyncApiClient.sync: ids must be an array');
     const verify = options.verify === true;
     const requestBody = buildSyncRequestBody(objectType, ids, verify);
-    const state: CallState = { retries: 0 };
+    const state: CallState = {
+      retries: 0,
+      attemptStart: performance.now(),
+      onAttempt: options.onAttempt,
+      beforeRetry: options.beforeRetry,
+    };
     const base = { requestBody, attempts: 0 };
 
     let status: number;
     let headers: Record<string, string | string[] | undefined>;
     let responseBody: string;
+    let answeredAt: number;
     try {
       const res = await this.#dispatcher.request({
         path: this.#path,
@@ -161,10 +171,12 @@ export class SyncApiClient implements SyncApi {
       } as Parameters<Pool['request']>[0]);
       status = res.statusCode;
       headers = res.headers;
+      answeredAt = performance.now();
       // A server that echoes the key back must not smuggle it into the failure log.
       const text = await res.body.text();
       responseBody = this.#apiKey ? text.split(this.#apiKey).join('***') : text;
     } catch (err) {
+      state.onAttempt?.({ status: null, latencyMs: performance.now() - state.attemptStart });
       return {
         ...base,
         ok: false,
@@ -184,6 +196,11 @@ export class SyncApiClient implements SyncApi {
     };
     const retryAfterMs = parseRetryAfter(headers['retry-after']);
     if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
+    state.onAttempt?.({
+      status,
+      latencyMs: answeredAt - state.attemptStart,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
     if (state.stopReason) result.error = state.stopReason;
     if (verify && status === 200) {
       const confirmed = confirmedIdsOf(responseBody);
@@ -223,14 +240,24 @@ export class SyncApiClient implements SyncApi {
       }
       const waitMs = decision.waitMs;
       state.retries++;
+      // The attempt that is retried is reported here; the last one when the call settles.
+      state.onAttempt?.({
+        status: status ?? null,
+        latencyMs: performance.now() - state.attemptStart,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      });
       o.onRetry?.({
         attempt,
         ...(status !== undefined ? { status } : {}),
         ...(error ? { error } : {}),
         waitMs,
       });
-      // undici clears this timer when the caller aborts during the wait.
-      return setTimeout(() => callback(null), waitMs);
+      // undici clears this timer when the caller aborts during the wait (and ignores a late callback).
+      return setTimeout(async () => {
+        await state.beforeRetry?.();
+        state.attemptStart = performance.now();
+        callback(null);
+      }, waitMs);
     };
   }
 

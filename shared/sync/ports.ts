@@ -68,10 +68,24 @@ export interface SyncCallResult {
   unconfirmedIds?: string[];
 }
 
+/** One attempt of a call (the first request or a retry): what an adaptive pacer learns from. */
+export interface AttemptReport {
+  /** The answer's HTTP status; null when none came (network error, timeout). */
+  status: number | null;
+  /** From sending the request to the answer's headers (or the failure), in ms. */
+  latencyMs: number;
+  /** The answer's Retry-After, in ms, when it had one. */
+  retryAfterMs?: number;
+}
+
 export interface SyncOptions {
   /** Ask for the verified mode (`"operationType":"sync"`): the service answers per id. */
   verify?: boolean;
   signal?: AbortSignal;
+  /** Told after every attempt, as it ends (retried attempts included), before the call returns. */
+  onAttempt?: (attempt: AttemptReport) => void;
+  /** Awaited before a retry is sent, once its backoff is over (a pacer's turn for it). */
+  beforeRetry?: () => Promise<unknown>;
 }
 
 /** Sunbird's Sync API. HTTP and network failures never throw: they come back as `ok: false`. */

@@ -7,7 +7,14 @@
 import { BadInputError } from '#shared/core/errors.ts';
 import { isRetryableStatus } from '#shared/core/retry.ts';
 import type { Block } from '#shared/sync/messages.ts';
-import type { BlockOutcome, MessageQueue, RunLedger, SyncApi, SyncCallResult } from '#shared/sync/ports.ts';
+import type {
+  AttemptReport,
+  BlockOutcome,
+  MessageQueue,
+  RunLedger,
+  SyncApi,
+  SyncCallResult,
+} from '#shared/sync/ports.ts';
 
 export interface WorkerDeps {
   syncApi: SyncApi;
@@ -16,6 +23,10 @@ export interface WorkerDeps {
   stage?: (name: string) => MessageQueue;
   /** Called once per real API call, e.g. to write the Talend logs. */
   onCall?: (block: Block, result: SyncCallResult) => void;
+  /** Told after each attempt of the call (retries included), e.g. the pacer. */
+  onAttempt?: (attempt: AttemptReport) => void;
+  /** Awaited before each retry of the call is sent (the pacer's turn for it). */
+  beforeRetry?: () => Promise<unknown>;
   signal?: AbortSignal;
 }
 
@@ -102,6 +113,8 @@ export async function processBlock(block: Block, deps: WorkerDeps): Promise<Bloc
   const result = await deps.syncApi.sync(block.run.objectType, block.ids, {
     verify: block.run.verify,
     ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(deps.onAttempt ? { onAttempt: deps.onAttempt } : {}),
+    ...(deps.beforeRetry ? { beforeRetry: deps.beforeRetry } : {}),
   });
   deps.onCall?.(block, result);
   const outcome = outcomeOf(block, result);
