@@ -32,6 +32,9 @@ interface CliOptions {
   orgIndex: string;
   opensearchTimeoutMs: number;
   record: boolean;
+  capacity?: number;
+  capacityBurst?: number;
+  capacityLatencyMs?: number;
 }
 
 const DEFAULT_CASSANDRA = '127.0.0.1:9042';
@@ -80,7 +83,18 @@ function program(): Command {
       DEFAULT_INDEX_NAMES.organisation,
     )
     .option('--opensearch-timeout-ms <ms>', 'longest wait for one OpenSearch call', num, 30_000)
-    .option('--no-record', 'do not record requests (for long benchmarks)');
+    .option('--no-record', 'do not record requests (for long benchmarks)')
+    .option(
+      '--capacity <rps>',
+      'admit this many requests per second (token bucket); beyond it 429 with Retry-After (change it with POST /__admin/capacity)',
+      num,
+    )
+    .option('--capacity-burst <n>', 'tokens the bucket holds (default: 0.1 s worth, at least 1)', num)
+    .option(
+      '--capacity-latency-ms <ms>',
+      'latency at no load; it doubles at full capacity (default 20)',
+      num,
+    );
 }
 
 function connectCassandra(address: string, localDc: string): CassandraClient {
@@ -144,6 +158,15 @@ async function main(): Promise<void> {
       console.error(`existence lookup failed: ${err instanceof Error ? err.message : err}`),
     verifyTimeoutMs: o.verifyTimeoutMs,
     record: o.record,
+    ...(o.capacity
+      ? {
+          capacity: {
+            requestsPerSecond: o.capacity,
+            ...(o.capacityBurst ? { burst: o.capacityBurst } : {}),
+            ...(o.capacityLatencyMs !== undefined ? { baseLatencyMs: o.capacityLatencyMs } : {}),
+          },
+        }
+      : {}),
     faults: {
       ...(o.failureRate !== undefined ? { failureRate: o.failureRate, failureStatus: o.failureStatus } : {}),
       ...(o.resetRate !== undefined ? { resetRate: o.resetRate } : {}),
@@ -153,7 +176,7 @@ async function main(): Promise<void> {
   });
   console.error(
     `Sync API stand-in listening on ${standin.url} (routes ${SYNC_ROUTES.join(', ')}; ` +
-      `auth ${apiKey ? 'on' : 'off'}; ${describe(o, backed)})`,
+      `auth ${apiKey ? 'on' : 'off'}; ${describe(o, backed)}${o.capacity ? `; capacity ${o.capacity} requests/s` : ''})`,
   );
   const stop = async () => {
     await standin.close();

@@ -14,10 +14,13 @@
  *   existence.ts what verified mode reports as indexed       server.ts   the HTTP server composing them
  *   documents.ts Cassandra rows → documents                  opensearch.ts bulk index, mget, create index
  *   indexer.ts   what userorg-service does with a block      cli.ts      `npm run sync-api-standin -- …`
+ *   capacity.ts  a token bucket of requests/s, latency growing with load (adaptive pacing's benchmark)
  *
  * With `index` (CLI: `--opensearch`) it indexes for real, as userorg-service does on a sync request:
  * each accepted id's row from Cassandra into OpenSearch, `_id` = the id, in `user_alias` / `org_alias`.
  */
+
+export { Capacity, type CapacityCounts, type CapacityOptions, capacitySchema } from './capacity.ts';
 export {
   MAX_BODY_BYTES,
   SYNC_ROUTES,

@@ -6,7 +6,9 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { Capacity, type CapacityCounts, type CapacityOptions, capacitySchema } from './capacity.ts';
 import {
   defaultBodyFor,
   MAX_BODY_BYTES,
@@ -57,6 +59,8 @@ export interface SyncApiStandinOptions extends GatewayOptions {
   onExistsError?: (err: unknown) => void;
   /** Recorded requests kept; beyond it the oldest half is dropped (default 100,000). */
   maxRecorded?: number;
+  /** A capacity behind the gateway: a token bucket of requests/s, 429 beyond it, latency growing with load. */
+  capacity?: CapacityOptions;
 }
 
 export interface SyncApiStandin {
@@ -68,6 +72,10 @@ export interface SyncApiStandin {
   setFaults(f: SyncApiFaults): void;
   /** Clears recorded requests and rate-limit windows and restores the initial faults. */
   reset(): void;
+  /** The capacity in force and what it admitted and throttled so far; null when there is none. */
+  capacity(): { options: Required<CapacityOptions>; counts: CapacityCounts } | null;
+  /** Sets (or with null removes) the capacity from now on; its counts go on. */
+  setCapacity(c: CapacityOptions | null): void;
   /** Resolves when no indexing is under way (the default mode indexes after answering). */
   idle(): Promise<void>;
   /** Waits for indexing under way, then stops the server (and its OpenSearch connections). */
@@ -80,6 +88,7 @@ interface Parts {
   faults: FaultInjector;
   recorder: Recorder;
   indexer: Indexer | undefined;
+  capacity: Capacity | undefined;
   /** Work that goes on after its answer was sent (background indexing, a verified block past 10 s). */
   background: Set<Promise<unknown>>;
 }
@@ -195,6 +204,11 @@ async function handleSync(parts: Parts, req: IncomingMessage, res: ServerRespons
   const rejection = parts.gateway.check(token, auth, req.socket.remoteAddress);
   if (rejection)
     return send(res, rec, rejection.status, defaultBodyFor(rejection.status, msgid), rejection.headers);
+  const admission = parts.capacity?.admit();
+  if (admission && !admission.admitted) {
+    return send(res, rec, 429, defaultBodyFor(429, msgid), { 'retry-after': String(admission.retryAfterS) });
+  }
+  if (admission?.latencyMs) await sleep(admission.latencyMs);
 
   const valid = validateSyncRequest(body, msgid);
   if (!valid.ok) return send(res, rec, valid.status, valid.body);
@@ -212,6 +226,7 @@ async function handleAdmin(parts: Parts, req: IncomingMessage, res: ServerRespon
   if (req.method === 'GET' && path === '/__admin/requests')
     return json(200, { requests: parts.recorder.list() });
   if (req.method === 'GET' && path === '/__admin/faults') return json(200, { faults: parts.faults.current });
+  if (path === '/__admin/capacity') return capacityAdmin(parts, req, json);
   if (req.method === 'POST' && path === '/__admin/reset') {
     resetParts(parts);
     return json(200, { ok: true });
@@ -229,10 +244,40 @@ async function handleAdmin(parts: Parts, req: IncomingMessage, res: ServerRespon
   return json(404, { error: 'unknown admin route' });
 }
 
+/** `GET` the capacity and its counts; `POST` a new one (`{"requestsPerSecond": 50}`); `DELETE` it. */
+async function capacityAdmin(parts: Parts, req: IncomingMessage, json: (status: number, v: unknown) => void) {
+  if (req.method === 'GET') return json(200, capacityView(parts));
+  if (req.method === 'DELETE') {
+    setCapacity(parts, null);
+    return json(200, capacityView(parts));
+  }
+  if (req.method !== 'POST') return json(405, { error: 'GET, POST or DELETE' });
+  const read = await readBody(req, 64 * 1024);
+  if (!read.ok) return json(413, { error: 'body too large' });
+  const input = parseBody(read.buf.toString('utf8') || '{}');
+  if (!input.ok) return json(400, { error: 'invalid JSON' });
+  const parsed = capacitySchema.safeParse(input.value);
+  if (!parsed.success) return json(400, { error: z.prettifyError(parsed.error) });
+  setCapacity(parts, parsed.data);
+  return json(200, capacityView(parts));
+}
+
+function capacityView(parts: Parts) {
+  const c = parts.capacity;
+  return c ? { options: c.options, counts: { ...c.counts } } : null;
+}
+
+function setCapacity(parts: Parts, opts: CapacityOptions | null): void {
+  if (!opts) parts.capacity = undefined;
+  else if (parts.capacity) parts.capacity.set(opts);
+  else parts.capacity = new Capacity(opts);
+}
+
 function resetParts(parts: Parts): void {
   parts.recorder.reset();
   parts.gateway.reset();
   parts.faults.restore();
+  parts.capacity = parts.opts.capacity ? new Capacity(parts.opts.capacity) : undefined;
 }
 
 /** Resolves once the background set is empty (work tracked meanwhile is waited for too). */
@@ -248,6 +293,7 @@ export async function startSyncApiStandin(opts: SyncApiStandinOptions = {}): Pro
     faults: new FaultInjector(opts.faults ?? {}),
     recorder: new Recorder(opts.record ?? true, opts.maxRecorded ?? 100_000),
     indexer: opts.index ? createIndexer(opts.index) : undefined,
+    capacity: opts.capacity ? new Capacity(opts.capacity) : undefined,
     background: new Set(),
   };
   const server = createServer((req, res) => {
@@ -283,6 +329,8 @@ export async function startSyncApiStandin(opts: SyncApiStandinOptions = {}): Pro
     faults: () => parts.faults.current,
     setFaults: (f) => parts.faults.apply(f),
     reset: () => resetParts(parts),
+    capacity: () => capacityView(parts),
+    setCapacity: (c) => setCapacity(parts, c),
     idle: () => idle(parts),
     close: async () => {
       const closed = new Promise<void>((resolve, reject) => {
