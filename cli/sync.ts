@@ -15,11 +15,12 @@ import {
   UsageError,
   withRuntime,
 } from '#cli/common.ts';
-import type { FlatConfig, SettingKey } from '#shared/config.ts';
+import { effectiveConcurrency, type FlatConfig, type SettingKey } from '#shared/config.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
 import { type LocalRunResult, runLocal } from '#shared/sync/local.ts';
 import { RunOutputs } from '#shared/sync/outputs.ts';
-import { syncRequest } from '#shared/sync/request.ts';
+import { achievedRate, estimateRunTime } from '#shared/sync/pacing.ts';
+import { autoPace, syncRequest } from '#shared/sync/request.ts';
 import { retryRequest, type StartRunRequest, startRun } from '#shared/sync/run.ts';
 import type { SyncRuntime } from '#shared/sync/runtime.ts';
 
@@ -27,6 +28,9 @@ export const SYNC_SETTINGS: SettingKey[] = [
   'sync.table',
   'sync.objectType',
   ...SYNC_CORE,
+  'sync.pace',
+  'sync.maxRate',
+  'sync.concurrency',
   'queues.sync',
   'queues.scan',
   'sqs.endpoint',
@@ -106,6 +110,9 @@ function summary(req: StartRunRequest, result: LocalRunResult, out: RunOutputs):
       ? `  blocks: ${result.blocks} (no API call made)`
       : `  blocks: ${result.blocks} (${result.blocksSucceeded} accepted, ${result.blocksFailed} failed)`,
     req.dryRun ? '' : `  ids synced: ${result.idsSucceeded}, failed: ${result.idsFailed}`,
+    req.dryRun
+      ? ''
+      : `  ${achievedRate(result.idsSucceeded + result.idsFailed, result.blocks, result.durationMs)}`,
     logs ? `  logs: ${logs.successPath}\n        ${logs.failurePath}` : '',
     out.idsCsvPath ? `  ids that would be synced: ${out.idsCsvPath}` : '',
     result.idsFailed ? `  retry the failures: sunbird-dataops retry ${result.runId}` : '',
@@ -136,6 +143,12 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
           process.stderr.write(
             `run ${run.runId} started (${what}, ${cfg['queues.sync'] ? 'SQS queue' : 'in-process queue'})\n`,
           );
+          if (run.estimatedIds) {
+            const scan = req.ids ? '' : ' (the planner’s row estimate)';
+            process.stderr.write(
+              `estimate${scan}: ${estimateRunTime(run.estimatedIds, run.run, x.concurrency)}\n`,
+            );
+          }
           bar.start();
         },
         onEnumerated: (n) => bar.enumerated(n),
@@ -160,7 +173,7 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
   return result.idsFailed > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
-function execOptions(opts: Record<string, unknown>): ExecOptions {
+function execOptions(opts: Record<string, unknown>, cfg: FlatConfig): ExecOptions {
   const target = (opts.target as string | undefined) ?? 'local';
   if (target !== 'local' && target !== 'aws') throw new UsageError('--target expects local or aws');
   const n = (name: string, v: unknown, d: number): number => {
@@ -172,7 +185,7 @@ function execOptions(opts: Record<string, unknown>): ExecOptions {
   return {
     out: resolve((opts.out as string | undefined) ?? '.'),
     target,
-    concurrency: n('concurrency', opts.concurrency, 1),
+    concurrency: effectiveConcurrency(cfg),
     scanConcurrency: n('scan-concurrency', opts.scanConcurrency, 4),
   };
 }
@@ -197,7 +210,6 @@ export function registerSyncCommands(program: Command): void {
   addSettingOptions(sync, SYNC_SETTINGS)
     .option('--out <dir>', 'where the logs and syncIds.csv are written', '.')
     .option('--target <where>', 'local: run here (default); aws: only enqueue for the deployed stack')
-    .option('--concurrency <n>', 'parallel Sync API calls (the original made one at a time)')
     .option('--scan-concurrency <n>', 'token sub-ranges scanned in parallel')
     .action(async (opts: Record<string, unknown>) => {
       let cfg: FlatConfig;
@@ -205,7 +217,7 @@ export function registerSyncCommands(program: Command): void {
       let x: ExecOptions;
       try {
         cfg = configFromOptions(opts, SYNC_SETTINGS);
-        x = execOptions(opts);
+        x = execOptions(opts, cfg);
         const ids = await idFileIds(cfg);
         req = syncRequest(cfg, {
           ids,
@@ -226,19 +238,20 @@ export function registerSyncCommands(program: Command): void {
   addSettingOptions(retry, SYNC_SETTINGS)
     .option('--out <dir>', 'where the logs are written', '.')
     .option('--target <where>', 'local (default) or aws')
-    .option('--concurrency <n>', 'parallel Sync API calls')
     .action(async (runId: string, opts: Record<string, unknown>) => {
       let cfg: FlatConfig;
       let x: ExecOptions;
       try {
         cfg = configFromOptions(opts, SYNC_SETTINGS);
-        x = execOptions(opts);
+        x = execOptions(opts, cfg);
       } catch (err) {
         failWith(err);
       }
       await withRuntime(cfg, async (rt) => {
         await rt.ledger.ready();
-        const req = await retryRequest(rt.ledger, runId, cfg['cassandra.keyspace']);
+        const prior = await retryRequest(rt.ledger, runId, cfg['cassandra.keyspace']);
+        // A retry is paced the way this command asks (the ledger keeps the sleep time, not the pace).
+        const req = prior && { ...prior, ...autoPace(cfg['sync.pace'], cfg['sync.maxRate']) };
         if (!req?.ids) {
           console.log(`run ${runId} has no failed ids; nothing to retry`);
           return EXIT.ok;

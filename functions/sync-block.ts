@@ -25,6 +25,7 @@ export const handler = middy(
     syncApi: () => runtime.syncApi,
     ledger: () => runtime.ledger,
     stage: (name) => runtime.queue(name),
+    workers: cfg['sync.workers'],
     logger,
     metrics: new EmfMetrics(metrics),
   }),

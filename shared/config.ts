@@ -231,6 +231,38 @@ export const SETTINGS = {
     schema: bool,
     description: 'Ask the Sync API to index synchronously and record unconfirmed ids as failed',
   },
+  'sync.pace': {
+    env: 'SYNC_PACE',
+    flag: '--pace',
+    default: 'fixed',
+    schema: z.enum(['fixed', 'auto'], { error: 'expected fixed or auto' }),
+    description:
+      "`fixed`: the sleep time between calls, as the original; `auto`: find the Sync API's capacity (faster while answers are healthy, slower on 429/503/timeouts or rising latency, Retry-After obeyed) and do not sleep",
+  },
+  'sync.maxRate': {
+    env: 'SYNC_MAX_RATE',
+    flag: '--max-rate',
+    default: '0',
+    schema: z.coerce.number({ error: 'expected a number' }).nonnegative({ error: 'expected a number ≥ 0' }),
+    description:
+      'With `--pace auto`, the most Sync API calls per second of the whole run (0: no cap; a gateway limit of 5000 requests/hour is 1.38)',
+  },
+  'sync.concurrency': {
+    env: 'SYNC_CONCURRENCY',
+    flag: '--concurrency',
+    default: '0',
+    schema: int.min(0, { error: 'expected a whole number ≥ 0' }),
+    description:
+      'Sync API calls in flight from the CLI; 0: 1 with fixed pacing (as the original), at most 8 with `--pace auto` (which decides how many within it)',
+  },
+  'sync.workers': {
+    env: 'SYNC_WORKERS',
+    flag: '--sync-workers',
+    default: '1',
+    schema: int.min(1, { error: 'expected a whole number ≥ 1' }),
+    description:
+      "Deployed sync-block containers calling at once (the sync queue's maximum concurrency); each takes an equal share of `--max-rate`",
+  },
   'postgres.url': {
     env: 'KEYCLOAK_DB_URL',
     flag: '--keycloak-db-url',
@@ -590,6 +622,15 @@ export function loadFlatConfig(opts: LoadConfigOptions = {}): FlatConfig {
 /** Replaces `{env}` in a topic or group name with the Sunbird environment (`kafka.env`). */
 export function resolveEnvName(name: string, env: string): string {
   return name.replaceAll('{env}', env);
+}
+
+/** With `--concurrency 0` (the default): one call at a time with fixed pacing, a ceiling of 8 with auto. */
+export const AUTO_PACE_CONCURRENCY = 8;
+
+/** Sync API calls in flight the configuration asks for (a ceiling under auto pacing). */
+export function effectiveConcurrency(cfg: Pick<FlatConfig, 'sync.concurrency' | 'sync.pace'>): number {
+  if (cfg['sync.concurrency'] > 0) return cfg['sync.concurrency'];
+  return cfg['sync.pace'] === 'auto' ? AUTO_PACE_CONCURRENCY : 1;
 }
 
 /** The original jobs' fallbacks: block size ≤ 0 → 100; sleep ≤ 0 → block size × 100 ms. */

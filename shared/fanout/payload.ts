@@ -16,6 +16,10 @@ const common = {
   verify: z.boolean().optional(),
   blockSize: z.number().int().optional(),
   sleepMs: z.number().int().optional(),
+  /** `auto`: the workers find the Sync API's capacity (the sleep time is not applied). */
+  pace: z.enum(['fixed', 'auto']).optional(),
+  /** With auto pacing, the most Sync API calls per second of the whole run. */
+  maxRate: z.number().nonnegative().optional(),
   runId: z
     .string()
     .regex(/^[\w.-]{1,100}$/)

@@ -15,7 +15,7 @@ import { BadInputError } from '#shared/core/errors.ts';
 import { type Metrics, noMetrics } from '#shared/core/metrics.ts';
 import { type Logger, withLogKeys } from '#shared/logger.ts';
 import { blockSchema, parseMessage, scanTaskSchema, schemaIssue } from '#shared/sync/messages.ts';
-import { FixedPacer, type Pacer } from '#shared/sync/pacing.ts';
+import { type Pacer, RunPacer } from '#shared/sync/pacing.ts';
 import type { IdSource, MessageQueue, RunLedger, SyncApi } from '#shared/sync/ports.ts';
 import { type RunOverrides, syncRequest } from '#shared/sync/request.ts';
 import { type StartedRun, startRun } from '#shared/sync/run.ts';
@@ -65,26 +65,55 @@ export interface SyncBlockHandlerDeps {
   stage: (name: string) => MessageQueue;
   logger: Logger;
   metrics?: Metrics;
-  /** Spacing of calls within this container (the run's sleep time). */
+  /**
+   * Pacing of this container's calls, which it makes one at a time: the run's sleep time, or auto
+   * pacing (each container adapts on its own; see `workers`). Default: a `RunPacer` for both.
+   */
   pacer?: Pacer;
+  /**
+   * Containers that call at once (the sync queue's maximum concurrency): with auto pacing each one keeps
+   * to an equal share of the run's `maxRate`. Default 1.
+   */
+  workers?: number;
+  /** A wait for the pacer gives up (and the block comes back later) when less than this is left. */
+  reserveMs?: number;
+}
+
+/** Aborts when the invocation has only `reserveMs` left: time for the call itself. */
+function paceBudget(context: Context, reserveMs: number): AbortSignal {
+  const left = context.getRemainingTimeInMillis() - reserveMs;
+  return left > 0 ? AbortSignal.timeout(left) : AbortSignal.abort();
 }
 
 export function createSyncBlockHandler(deps: SyncBlockHandlerDeps): SqsHandler {
-  const pacer = deps.pacer ?? new FixedPacer();
+  const pacer = deps.pacer ?? new RunPacer({ maxConcurrency: 1, rateShare: 1 / (deps.workers ?? 1) });
   const metrics = deps.metrics ?? noMetrics;
-  return sqsBatchHandler(async (rec) => {
+  const reserveMs = deps.reserveMs ?? 60_000;
+  return sqsBatchHandler(async (rec, context) => {
     const block = recordMessage((b) => parseMessage(blockSchema, b), rec, deps.logger);
     await withLogKeys(
       deps.logger,
       { runId: block.run.runId, block: `${block.rangeNo}/${block.seq}` },
       async () => {
-        await pacer.before(block.run);
-        const { outcome, retryable } = await processBlock(block, {
-          syncApi: deps.syncApi(),
-          ledger: deps.ledger(),
-          stage: deps.stage,
-        });
-        pacer.after(block.run);
+        const budget = paceBudget(context, reserveMs);
+        if (!(await pacer.before(block.run, budget))) {
+          throw new Error(
+            `block ${block.rangeNo}/${block.seq}: no time left in this invocation to wait for the pacer`,
+          );
+        }
+        let result: Awaited<ReturnType<typeof processBlock>>;
+        try {
+          result = await processBlock(block, {
+            syncApi: deps.syncApi(),
+            ledger: deps.ledger(),
+            stage: deps.stage,
+            onAttempt: (attempt) => pacer.observe(block.run, attempt),
+            beforeRetry: () => pacer.before(block.run, budget, { retry: true }),
+          });
+        } finally {
+          pacer.after(block.run);
+        }
+        const { outcome, retryable } = result;
         metrics.count(SYNC_METRIC.idsSynced, outcome.ids.length - outcome.failedIds.length);
         metrics.count(SYNC_METRIC.idsFailed, outcome.failedIds.length);
         if (outcome.status === 'failed') metrics.count(SYNC_METRIC.blocksFailed);

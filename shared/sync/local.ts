@@ -5,7 +5,7 @@
  */
 import { MemoryQueue, type ReceivedMessage, type ReceivingQueue } from '#shared/queue/queue.ts';
 import { type Block, blockSchema, parseMessage, scanTaskSchema } from '#shared/sync/messages.ts';
-import { FixedPacer, type Pacer } from '#shared/sync/pacing.ts';
+import { type Pacer, RunPacer } from '#shared/sync/pacing.ts';
 import type {
   BlockOutcome,
   IdSource,
@@ -42,6 +42,7 @@ export interface LocalRunHooks {
 
 export interface LocalRunOptions {
   scanConcurrency?: number;
+  /** Worker loops: the calls in flight (a ceiling under auto pacing). */
   workerConcurrency?: number;
   fetchSize?: number;
   /** Stops the run: blocks not yet processed are handed to `onSkipped` instead of the Sync API. */
@@ -120,18 +121,24 @@ async function handleBlock(
   hooks: LocalRunHooks,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  if (!signal?.aborted) await pacer.before(block.run, signal);
-  if (signal?.aborted) {
+  const go = !signal?.aborted && (await pacer.before(block.run, signal));
+  if (!go) {
     await hooks.onSkipped?.(block);
     return;
   }
-  const { outcome } = await processBlock(block, {
-    syncApi: deps.syncApi,
-    ledger: deps.ledger,
-    ...(deps.stage ? { stage: deps.stage } : {}),
-    onCall: (b, result) => hooks.onCall?.(b, result, ++state.requestNo),
-  });
-  pacer.after(block.run);
+  let outcome: BlockOutcome;
+  try {
+    ({ outcome } = await processBlock(block, {
+      syncApi: deps.syncApi,
+      ledger: deps.ledger,
+      ...(deps.stage ? { stage: deps.stage } : {}),
+      onCall: (b, result) => hooks.onCall?.(b, result, ++state.requestNo),
+      onAttempt: (attempt) => pacer.observe(block.run, attempt),
+      beforeRetry: () => pacer.before(block.run, signal, { retry: true }),
+    }));
+  } finally {
+    pacer.after(block.run);
+  }
   state.count(outcome);
   hooks.onBlockDone?.(block, outcome);
 }
@@ -178,7 +185,9 @@ export async function runLocal(
     state.scanning = false;
     inProcess?.close();
   });
-  const pacer = d.pacer ?? new FixedPacer();
+  const workers = Math.max(1, opts.workerConcurrency ?? 1);
+  // Auto pacing decides how many of the workers call at once; fixed pacing spaces them all.
+  const pacer = d.pacer ?? new RunPacer({ maxConcurrency: workers });
   const handle = (block: Block) => handleBlock(block, state, pacer, d, hooks, opts.signal);
   const worker = async (): Promise<void> => {
     while (!state.finished) {
@@ -187,7 +196,7 @@ export async function runLocal(
       for (const m of messages) await consume(m, run.runId, handle, hooks.log);
     }
   };
-  await Promise.all([scanners, ...Array.from({ length: Math.max(1, opts.workerConcurrency ?? 1) }, worker)]);
+  await Promise.all([scanners, ...Array.from({ length: workers }, worker)]);
   const t = state.totals;
   return {
     runId: run.runId,

@@ -24,6 +24,10 @@ export const runSettingsSchema = z.object({
   verify: z.boolean().default(false),
   blockSize: z.number().int().positive(),
   sleepMs: z.number().int().nonnegative(),
+  /** `auto`: the workers find the Sync API's capacity themselves and do not sleep; absent: fixed. */
+  pace: z.enum(['fixed', 'auto']).optional(),
+  /** With auto pacing, the most Sync API calls per second of the whole run (absent or 0: no cap). */
+  maxRate: z.number().nonnegative().optional(),
   /** The stage an accepted block goes on to (set by whoever started the run); absent: it ends here. */
   next: name.optional(),
 });

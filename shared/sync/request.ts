@@ -16,6 +16,8 @@ export interface RunOverrides {
   verify?: boolean;
   blockSize?: number;
   sleepMs?: number;
+  pace?: 'fixed' | 'auto';
+  maxRate?: number;
   runId?: string;
 }
 
@@ -40,6 +42,12 @@ export function syncTarget(
   return { table, objectType: objectType ?? table };
 }
 
+/** Auto pacing (with its cap) when asked for; fixed pacing is the absence of both. */
+export function autoPace(pace: 'fixed' | 'auto', maxRate: number): { pace?: 'auto'; maxRate?: number } {
+  if (pace !== 'auto') return {};
+  return maxRate > 0 ? { pace, maxRate } : { pace };
+}
+
 /** The run settings the configuration (and the caller's overrides) ask for. */
 export function syncRequest(
   cfg: FlatConfig,
@@ -55,6 +63,7 @@ export function syncRequest(
     dryRun: over.dryRun ?? cfg['sync.dryRun'],
     verify: over.verify ?? cfg['sync.verify'],
     ...effectivePacing(over.blockSize ?? cfg['sync.blockSize'], over.sleepMs ?? cfg['sync.sleepMs']),
+    ...autoPace(over.pace ?? cfg['sync.pace'], over.maxRate ?? cfg['sync.maxRate']),
     ...(opts.ids ? { ids: opts.ids } : {}),
     ...(over.runId ? { runId: over.runId } : {}),
     source: opts.source,

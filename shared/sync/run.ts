@@ -8,7 +8,7 @@ import { BadInputError } from '#shared/core/errors.ts';
 import type { Block, RunSettings, ScanTask } from '#shared/sync/messages.ts';
 import { type Table, tableOf } from '#shared/sync/objects.ts';
 import type { IdSource, MessageQueue, RunLedger } from '#shared/sync/ports.ts';
-import { type PlanOptions, planRanges } from '#shared/sync/scan.ts';
+import { type PlanOptions, planScan } from '#shared/sync/scan.ts';
 import { summarise } from '#shared/sync/summary.ts';
 
 export function newRunId(prefix: string, objectType: string, now = new Date()): string {
@@ -56,6 +56,8 @@ export interface StartedRun {
   /** Ids and blocks enqueued now (id lists only; scans enqueue as they go). */
   ids: number;
   blocks: number;
+  /** Ids the run is expected to sync: the given ids, or the planner's row estimate of a scan. */
+  estimatedIds?: number | null;
 }
 
 export function blocksOf(ids: string[], size: number): string[][] {
@@ -73,6 +75,9 @@ export function runSettingsOf(req: StartRunRequest): RunSettings {
     verify: req.verify,
     blockSize: req.blockSize,
     sleepMs: req.sleepMs,
+    ...(req.pace === 'auto'
+      ? { pace: 'auto' as const, ...(req.maxRate ? { maxRate: req.maxRate } : {}) }
+      : {}),
     ...(req.next ? { next: req.next } : {}),
   };
 }
@@ -113,14 +118,14 @@ async function startIdRun(
   await deps.ledger.setRanges(run.runId, [
     { rangeNo: 0, start: 'ids', end: 'ids', ids, blocks: blocks.length, done: true, hops: 0 },
   ]);
-  return { runId: run.runId, run, tasks: 0, ids, blocks: blocks.length };
+  return { runId: run.runId, run, tasks: 0, ids, blocks: blocks.length, estimatedIds: ids };
 }
 
 export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
   const run = runSettingsOf(req);
   const groups = req.groups ?? (req.ids ? [{ ids: req.ids }] : undefined);
   if (groups) return startIdRun(run, req, groups, deps);
-  const ranges = await planRanges(deps.ids, req.keyspace, req.table, {
+  const { ranges, estimatedRows } = await planScan(deps.ids, req.keyspace, req.table, {
     ...req.plan,
     blockSize: run.blockSize,
   });
@@ -133,7 +138,7 @@ export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promis
     JSON.stringify({ type: 'scan', run, keyspace: req.keyspace, table: req.table, ...r } satisfies ScanTask),
   );
   await deps.scanQueue.send(tasks);
-  return { runId: run.runId, run, tasks: tasks.length, ids: 0, blocks: 0 };
+  return { runId: run.runId, run, tasks: tasks.length, ids: 0, blocks: 0, estimatedIds: estimatedRows };
 }
 
 export class RunNotFoundError extends BadInputError {

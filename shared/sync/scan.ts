@@ -103,16 +103,24 @@ export async function planRanges(
   table: string,
   opts: PlanOptions = {},
 ): Promise<PlannedRange[]> {
+  return (await planScan(source, keyspace, table, opts)).ranges;
+}
+
+/** `planRanges`, with the row estimate it was sized from (null when the split was forced). */
+export async function planScan(
+  source: IdSource,
+  keyspace: string,
+  table: string,
+  opts: PlanOptions = {},
+): Promise<{ ranges: PlannedRange[]; estimatedRows: number | null }> {
   const ranges = await source.tokenRanges();
-  let desired: number;
   if (opts.splitsPerRange) {
-    desired = opts.splitsPerRange * ranges.length;
-  } else {
-    const stats = await source.estimateRows(keyspace, table).catch(() => 0);
-    const probe = await probeRows(source, keyspace, table, ranges);
-    desired = desiredTasks(Math.max(stats, probe), ranges.length, opts);
+    return { ranges: cutRing(ranges, opts.splitsPerRange * ranges.length), estimatedRows: null };
   }
-  return cutRing(ranges, desired);
+  const stats = await source.estimateRows(keyspace, table).catch(() => 0);
+  const probe = await probeRows(source, keyspace, table, ranges);
+  const estimatedRows = Math.max(stats, probe);
+  return { ranges: cutRing(ranges, desiredTasks(estimatedRows, ranges.length, opts)), estimatedRows };
 }
 
 export interface ScanDeps {
