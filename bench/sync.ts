@@ -30,6 +30,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import cassandra from 'cassandra-driver';
 import { Pool } from 'undici';
+import { median, startStandin } from '#bench/_report.ts';
 import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
@@ -372,32 +373,9 @@ async function ensureSeeded(client: CassandraClient, ks: string, count: number):
   return `seeded ${ks}: ${count.toLocaleString('en')} users in ${secs.toFixed(1)} s (${Math.round(count / secs).toLocaleString('en')} rows/s)`;
 }
 
-function startStandin(apiKey: string): Promise<{ url: string; proc: ChildProcess }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(
-      process.execPath,
-      [
-        fileURLToPath(new URL('../scripts/sync-api-standin/cli.ts', import.meta.url)),
-        '--port',
-        '0',
-        '--no-record',
-        '--api-key-env',
-        API_KEY_ENV,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, [API_KEY_ENV]: apiKey } },
-    );
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`stand-in did not start: ${err}`)), 20_000);
-    proc.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ url: `${m[1]}/v1/data/sync`, proc });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`stand-in exited with ${code}: ${err}`)));
-  });
+async function startSyncStandin(apiKey: string): Promise<{ url: string; proc: ChildProcess }> {
+  const s = await startStandin(['--api-key-env', API_KEY_ENV], { [API_KEY_ENV]: apiKey });
+  return { url: `${s.url}/v1/data/sync`, proc: s.proc };
 }
 
 /** A fresh queue per measurement, so ElasticMQ's memory is given back right after. */
@@ -415,11 +393,6 @@ async function withBenchQueue<T>(sqs: SQSClient, fn: (url: string) => Promise<T>
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const rate = (m: Measurement): number => m.ids / (m.ms / 1000);
 const fmt = (n: number): string => Math.round(n).toLocaleString('en');
 
@@ -434,7 +407,7 @@ async function parent(): Promise<void> {
     console.error(`  ${await ensureSeeded(client, keyspace, users)}`);
     if (smallUsers !== users) console.error(`  ${await ensureSeeded(client, smallKs, smallUsers)}`);
     await migrate(client, { keyspaces: { ops: opsKeyspace }, only: ['ops'] });
-    const s = await startStandin(apiKey);
+    const s = await startSyncStandin(apiKey);
     standin = s.proc;
     const env = { [API_KEY_ENV]: apiKey };
     const scanArgs = (ks: string) => [

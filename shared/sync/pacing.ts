@@ -85,8 +85,8 @@ export const AUTO_PACE = {
   /** A congestion signal keeps this share of the rate... */
   decrease: 0.95,
   /** ...or this share when the previous decrease was less than `repeatWindowMs` ago (far off). */
-  repeatDecrease: 0.7,
-  repeatWindowMs: 5000,
+  repeatDecrease: 0.5,
+  repeatWindowMs: 3000,
   /** Leaving slow start keeps this share of the rate the first signal came at. */
   slowStartDecrease: 0.7,
   /**
@@ -96,7 +96,7 @@ export const AUTO_PACE = {
    */
   fastStep: 0.05,
   nearStep: 0.0025,
-  probeGrowth: 0.005,
+  probeGrowth: 0.002,
   /** An interval whose mean latency exceeds the baseline by both this factor and margin is congestion. */
   latencyFactor: 2.5,
   latencyMarginMs: 50,
@@ -346,10 +346,12 @@ export class AutoPacer implements Pacer {
       : now - this.#lastCutAt < AUTO_PACE.repeatWindowMs
         ? AUTO_PACE.repeatDecrease
         : AUTO_PACE.decrease;
+    const repeated = !this.#slowStart && factor === AUTO_PACE.repeatDecrease;
     this.#slowStart = false;
-    this.#ceiling = base;
     this.#aboveSince = null;
     this.#rate = Math.max(AUTO_PACE.minRate, base * factor);
+    // Signals in a row: the rate that failed was far off; hold the new one (the probe finds more).
+    this.#ceiling = repeated ? this.#rate : base;
     this.#lastCutAt = now;
   }
 }
