@@ -75,11 +75,14 @@ export interface SyncBlockHandlerDeps {
    * to an equal share of the run's `maxRate`. Default 1.
    */
   workers?: number;
-  /** A wait for the pacer gives up (and the block comes back later) when less than this is left. */
+  /**
+   * A wait for the pacer gives up (the block comes back later) when the invocation has less than this
+   * left, rather than be cut off by the function's timeout with the whole batch. Default 5 s.
+   */
   reserveMs?: number;
 }
 
-/** Aborts when the invocation has only `reserveMs` left: time for the call itself. */
+/** Aborts when the invocation has only `reserveMs` left. */
 function paceBudget(context: Context, reserveMs: number): AbortSignal {
   const left = context.getRemainingTimeInMillis() - reserveMs;
   return left > 0 ? AbortSignal.timeout(left) : AbortSignal.abort();
@@ -88,7 +91,7 @@ function paceBudget(context: Context, reserveMs: number): AbortSignal {
 export function createSyncBlockHandler(deps: SyncBlockHandlerDeps): SqsHandler {
   const pacer = deps.pacer ?? new RunPacer({ maxConcurrency: 1, rateShare: 1 / (deps.workers ?? 1) });
   const metrics = deps.metrics ?? noMetrics;
-  const reserveMs = deps.reserveMs ?? 60_000;
+  const reserveMs = deps.reserveMs ?? 5_000;
   return sqsBatchHandler(async (rec, context) => {
     const block = recordMessage((b) => parseMessage(blockSchema, b), rec, deps.logger);
     await withLogKeys(
