@@ -50,9 +50,12 @@ export interface CassandraMergeStoreOptions {
   tables: MergeTableNames;
   /** Rows per page when reading an account. */
   fetchSize?: number;
-  /** Concurrent reads of activity aggregates (two per course). */
+  /** Concurrent reads of activity aggregates (slices of a user's courses). */
   readConcurrency?: number;
 }
+
+/** Partitions named in one `IN (…)` read of activity aggregates. */
+const AGG_IN_SLICE = 50;
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function ident(name: string): string {
@@ -81,6 +84,7 @@ export class CassandraMergeStore implements MergeStore {
   readonly #t: MergeTableNames;
   readonly #fetchSize: number;
   readonly #readConcurrency: number;
+  readonly #queries = new Map<string, string>();
 
   constructor(client: CassandraClient, opts: CassandraMergeStoreOptions) {
     this.#client = client;
@@ -136,14 +140,20 @@ export class CassandraMergeStore implements MergeStore {
     return this.#readAll(`SELECT * FROM ${this.#table('enrolments')} WHERE userid = ?`, [userId]);
   }
 
-  /** Activity aggregates (`Course`) of one user for the given courses. */
+  /**
+   * Activity aggregates (`Course`) of one user for the given courses: one partition per course, read
+   * with `activity_id IN (…)` in slices of AGG_IN_SLICE, so a user's courses are a round trip or two.
+   */
   async readActivityAgg(userId: string, courseIds: Iterable<string>): Promise<Row[]> {
+    const ids = [...courseIds];
+    const slices: string[][] = [];
+    for (let i = 0; i < ids.length; i += AGG_IN_SLICE) slices.push(ids.slice(i, i + AGG_IN_SLICE));
     const rows: Row[] = [];
-    await forEachLimit([...courseIds], this.#readConcurrency, async (courseId) => {
+    await forEachLimit(slices, this.#readConcurrency, async (slice) => {
       rows.push(
         ...(await this.#readAll(
-          `SELECT * FROM ${this.#table('activityAgg')} WHERE activity_type = ? AND activity_id = ? AND user_id = ?`,
-          ['Course', courseId, userId],
+          `SELECT * FROM ${this.#table('activityAgg')} WHERE activity_type = ? AND activity_id IN ? AND user_id = ?`,
+          ['Course', slice, userId],
         )),
       );
     });
@@ -215,34 +225,53 @@ export class CassandraMergeStore implements MergeStore {
     });
   }
 
-  async apply(op: WriteOp): Promise<void> {
+  /** The CQL of a write of this shape (built once per shape: a plan repeats a few shapes many times). */
+  #query(op: WriteOp, cols: string[], sets: string[], puts: string[], keys: string[]): string {
+    const shape = `${op.kind} ${op.table} ${cols.join(',')}|${sets.join(',')}|${puts.join(',')}|${keys.join(',')}`;
+    let query = this.#queries.get(shape);
+    if (query) return query;
     const table = this.#table(op.table);
-    let cql: string;
-    let params: unknown[];
+    for (const c of [...cols, ...sets, ...puts, ...keys]) ident(c);
+    if (op.kind === 'insert') {
+      query = `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`;
+    } else {
+      const assignments = [...sets.map((c) => `${c} = ?`), ...puts.map((c) => `${c} = ${c} + ?`)];
+      query = `UPDATE ${table} SET ${assignments.join(', ')} WHERE ${keys.map((k) => `${k} = ?`).join(' AND ')}`;
+    }
+    this.#queries.set(shape, query);
+    return query;
+  }
+
+  /** One write as a prepared statement; null when it has nothing to set. */
+  #statement(op: WriteOp): { query: string; params: unknown[] } | null {
     if (op.kind === 'insert') {
       // Sorted columns keep the number of distinct prepared statements small; nulls stay unset (no tombstones).
-      const cols = Object.keys(op.row).sort().map(ident);
-      cql = `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`;
-      params = cols.map((c) => op.row[c] ?? unset);
-    } else {
-      const sets = Object.keys(op.set ?? {})
-        .sort()
-        .map(ident);
-      const puts = Object.keys(op.mapPut ?? {})
-        .sort()
-        .map(ident);
-      const keys = Object.keys(op.key).sort().map(ident);
-      const assignments = [...sets.map((c) => `${c} = ?`), ...puts.map((c) => `${c} = ${c} + ?`)];
-      if (assignments.length === 0) return;
-      cql = `UPDATE ${table} SET ${assignments.join(', ')} WHERE ${keys.map((k) => `${k} = ?`).join(' AND ')}`;
-      params = [
+      const cols = Object.keys(op.row).sort();
+      return { query: this.#query(op, cols, [], [], []), params: cols.map((c) => op.row[c] ?? unset) };
+    }
+    const sets = Object.keys(op.set ?? {}).sort();
+    const puts = Object.keys(op.mapPut ?? {}).sort();
+    const keys = Object.keys(op.key).sort();
+    if (sets.length + puts.length === 0) return null;
+    return {
+      query: this.#query(op, [], sets, puts, keys),
+      params: [
         ...sets.map((c) => op.set![c]),
         ...puts.map((c) => op.mapPut![c]),
         ...keys.map((k) => op.key[k]),
-      ];
-    }
+      ],
+    };
+  }
+
+  /** One statement alone; several (one partition's, from `writeGroups`) as one unlogged batch. */
+  async apply(ops: WriteOp[]): Promise<void> {
+    const statements = ops.map((op) => this.#statement(op)).filter((s) => s !== null);
     try {
-      await this.#client.execute(cql, params, { prepare: true });
+      if (statements.length === 1) {
+        await this.#client.execute(statements[0]!.query, statements[0]!.params, { prepare: true });
+      } else if (statements.length > 1) {
+        await this.#client.batch(statements, { prepare: true, logged: false });
+      }
     } catch (err) {
       throw classify(err);
     }

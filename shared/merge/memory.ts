@@ -94,7 +94,12 @@ export class MemoryMergeStore implements MergeStore {
     for (let i = 0; i < chunkCount; i++) this.chunks.delete(`${fromId}/${toId}/${planId}/${i}`);
   }
 
-  async apply(op: WriteOp): Promise<void> {
+  /** Applies a group write by write: `failAfterWrites` may stop it inside a group (harsher than a batch). */
+  async apply(ops: WriteOp[]): Promise<void> {
+    for (const op of ops) this.#applyOne(op);
+  }
+
+  #applyOne(op: WriteOp): void {
     if (this.failAfterWrites !== undefined && this.writes >= this.failAfterWrites) {
       throw new Error(`simulated crash after ${this.writes} writes`);
     }

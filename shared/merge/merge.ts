@@ -41,7 +41,7 @@ import { forEachLimit } from '#shared/core/concurrency.ts';
 import { BadInputError } from '#shared/core/errors.ts';
 import { decodePlan, encodePlan } from '#shared/merge/codec.ts';
 import { batchEnrolmentSyncEvent, type EventClock, systemClock } from '#shared/merge/events.ts';
-import { computeMergePlan } from '#shared/merge/rules.ts';
+import { computeMergePlan, PARTITION_KEYS } from '#shared/merge/rules.ts';
 import type {
   JournalEntry,
   MergeRequest,
@@ -65,7 +65,12 @@ export interface MergeStore {
   claimPlan(entry: JournalEntry): Promise<JournalEntry>;
   loadPlanChunks(entry: JournalEntry): Promise<Array<string | undefined>>;
   discardPlanChunks(fromId: string, toId: string, planId: string, chunkCount: number): Promise<void>;
-  apply(op: WriteOp): Promise<void>;
+  /**
+   * Applies one group of writes to one partition (see `writeGroups`), in one round trip where the store
+   * can: the Cassandra adapter sends a group as one unlogged single-partition batch, which Cassandra
+   * applies as one mutation. Each write stays an idempotent upsert, so re-applying a group is harmless.
+   */
+  apply(ops: WriteOp[]): Promise<void>;
   markApplied(entry: JournalEntry, at: Date): Promise<void>;
   readEnrolments(userId: string): Promise<Row[]>;
 }
@@ -83,7 +88,7 @@ export interface MergeDeps {
   store: MergeStore;
   publisher: EventPublisher;
   courseBatchTopic: string;
-  /** Concurrent writes while applying a plan. */
+  /** Concurrent write groups (round trips) while applying a plan. */
   writeConcurrency?: number;
   clock?: EventClock;
 }
@@ -104,23 +109,73 @@ export interface MergeOutcome {
 
 const MAX_CHUNK_OPS = 200;
 const MAX_CHUNK_CHARS = 256 * 1024;
+/**
+ * A write group stays within Cassandra's default batch_size_warn_threshold (5 KiB), so the batches
+ * neither fail (50 KiB) nor fill the server's log with warnings.
+ */
+const MAX_GROUP_OPS = 50;
+const MAX_GROUP_CHARS = 5 * 1024;
+
+/** About how many characters a value takes (what bounds a batch), without encoding it. */
+function approxChars(value: unknown): number {
+  if (typeof value === 'string') return value.length + 2;
+  if (value === null || value === undefined) return 4;
+  if (typeof value !== 'object' || value instanceof Date) return 16;
+  let n = 2;
+  for (const [k, v] of Object.entries(value)) n += k.length + 3 + approxChars(v);
+  return n;
+}
+
+function partitionOf(op: WriteOp): string {
+  const values = op.kind === 'insert' ? op.row : op.key;
+  let key: string = op.table;
+  for (const c of PARTITION_KEYS[op.table]) key += `\u0000${String(values[c] ?? '')}`;
+  return key;
+}
+
+/**
+ * The plan's writes as groups that each touch one partition (at most MAX_GROUP_OPS writes and about
+ * MAX_GROUP_CHARS of values): a to-account's content consumption and enrolments are one partition each,
+ * so hundreds of writes become a few round trips. Order within a partition is kept.
+ */
+export function writeGroups(ops: WriteOp[]): WriteOp[][] {
+  const open = new Map<string, { ops: WriteOp[]; chars: number }>();
+  const groups: WriteOp[][] = [];
+  for (const op of ops) {
+    const key = partitionOf(op);
+    const chars = approxChars(op);
+    let g = open.get(key);
+    if (g && (g.ops.length >= MAX_GROUP_OPS || g.chars + chars > MAX_GROUP_CHARS)) g = undefined;
+    if (!g) {
+      g = { ops: [], chars: 0 };
+      open.set(key, g);
+      groups.push(g.ops);
+    }
+    g.ops.push(op);
+    g.chars += chars;
+  }
+  return groups;
+}
 
 /** Splits a plan into journal chunks bounded by op count and encoded size. */
 export function chunkPlan(ops: WriteOp[]): string[] {
   const chunks: string[] = [];
-  let current: WriteOp[] = [];
+  let current: string[] = [];
   let size = 0;
+  // Each op is encoded once; a chunk is its ops' encodings in a JSON array, as encodePlan writes it.
+  const close = () => chunks.push(`[${current.join(',')}]`);
   for (const op of ops) {
-    const opSize = encodePlan([op]).length;
+    const encoded = encodePlan([op]).slice(1, -1);
+    const opSize = encoded.length + 2;
     if (current.length > 0 && (current.length >= MAX_CHUNK_OPS || size + opSize > MAX_CHUNK_CHARS)) {
-      chunks.push(encodePlan(current));
+      close();
       current = [];
       size = 0;
     }
-    current.push(op);
+    current.push(encoded);
     size += opSize;
   }
-  if (current.length > 0) chunks.push(encodePlan(current));
+  if (current.length > 0) close();
   return chunks;
 }
 
@@ -187,7 +242,7 @@ export async function runMerge(req: MergeRequest, deps: MergeDeps): Promise<Merg
   let writes = 0;
   if (entry.status === 'planned') {
     ops ??= await loadPlan(store, entry);
-    await forEachLimit(ops, deps.writeConcurrency ?? 32, (op) => store.apply(op));
+    await forEachLimit(writeGroups(ops), deps.writeConcurrency ?? 32, (group) => store.apply(group));
     await store.markApplied(entry, new Date());
     writes = ops.length;
   }

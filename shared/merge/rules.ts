@@ -3,7 +3,14 @@
  * idempotent writes out. Nothing here reads or writes a store, so the same plan can be persisted,
  * re-applied after a crash, and tested without Cassandra.
  */
-import type { MergePlan, MergeSnapshot, PlanSummary, Row, WriteOp } from '#shared/merge/types.ts';
+import type { MergePlan, MergeSnapshot, PlanSummary, Row, TableRole, WriteOp } from '#shared/merge/types.ts';
+
+/** Each table's partition key in Sunbird's schema: writes that share one can travel as one batch. */
+export const PARTITION_KEYS: Readonly<Record<TableRole, readonly string[]>> = {
+  consumption: ['userid'],
+  enrolments: ['userid'],
+  activityAgg: ['activity_type', 'activity_id', 'user_id'],
+};
 
 type Pick2 = (from: unknown, to: unknown) => unknown;
 

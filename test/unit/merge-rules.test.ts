@@ -6,7 +6,7 @@ import { loadFlatConfig } from '#shared/config.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
 import { decodePlan, encodePlan } from '#shared/merge/codec.ts';
 import { batchEnrolmentSyncEvent, failedEvent, validateMergeEvent } from '#shared/merge/events.ts';
-import { chunkPlan } from '#shared/merge/merge.ts';
+import { chunkPlan, writeGroups } from '#shared/merge/merge.ts';
 import { kafkaBatchResponse, processMskEvent } from '#shared/merge/msk.ts';
 import {
   CONSUMPTION_RULES,
@@ -366,6 +366,66 @@ describe('merge plan persistence', () => {
       row: { userid: 'B', contentid: `c${i}`, progressdetails: 'x'.repeat(100_000) },
     }));
     assert.ok(chunkPlan(huge).length >= 4);
+  });
+
+  test('a chunk is exactly what encoding its ops gives', () => {
+    const ops: WriteOp[] = Array.from({ length: 30 }, (_, i) => ({
+      kind: 'update' as const,
+      table: 'consumption' as const,
+      key: { userid: 'B', contentid: `c${i}` },
+      set: { datetime: new Date(1_650_000_000_000 + i), progress: i },
+    }));
+    assert.deepEqual(chunkPlan(ops), [encodePlan(ops)]);
+  });
+
+  test('writes are grouped by partition, in order, every write once, each group small enough for one batch', () => {
+    const consumption = (user: string, i: number): WriteOp => ({
+      kind: 'insert',
+      table: 'consumption',
+      row: {
+        userid: user,
+        courseid: 'c',
+        batchid: 'b',
+        contentid: `k${i}`,
+        progressdetails: 'x'.repeat(300),
+      },
+    });
+    const agg = (course: string): WriteOp => ({
+      kind: 'update',
+      table: 'activityAgg',
+      key: { activity_type: 'Course', activity_id: course, user_id: 'B', context_id: 'cb:1' },
+      mapPut: { agg: { completedCount: 1 } },
+    });
+    const ops: WriteOp[] = [
+      ...Array.from({ length: 120 }, (_, i) => consumption('B', i)),
+      agg('c1'),
+      agg('c2'),
+      agg('c1'),
+      { kind: 'insert', table: 'enrolments', row: { userid: 'B', courseid: 'c', batchid: 'b' } },
+    ];
+    const groups = writeGroups(ops);
+    assert.deepEqual(
+      groups.flat().sort((a, b) => ops.indexOf(a) - ops.indexOf(b)),
+      ops,
+      'every write exactly once',
+    );
+    for (const g of groups) {
+      const partitions = new Set(
+        g.map((op) =>
+          op.kind === 'insert'
+            ? `${op.table}/${op.row.userid}`
+            : `${op.table}/${op.key.activity_id}/${op.key.user_id}`,
+        ),
+      );
+      assert.equal(partitions.size, 1, 'one partition per group');
+      assert.ok(encodePlan(g).length <= 6 * 1024, `${encodePlan(g).length} chars`);
+      for (let i = 1; i < g.length; i++) assert.ok(ops.indexOf(g[i - 1]!) < ops.indexOf(g[i]!), 'order kept');
+    }
+    assert.ok(groups.length < ops.length / 5, `${groups.length} groups for ${ops.length} writes`);
+    assert.deepEqual(
+      groups.filter((g) => g[0]!.table === 'activityAgg').map((g) => g.length),
+      [2, 1],
+    );
   });
 
   test('bounded concurrency never exceeds its limit and reports the first failure', async () => {
