@@ -3,6 +3,7 @@
  * per benchmark (`BENCH-RESULT {json}` on stdout) from which `npm run bench -- all` builds its table.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const median = (xs: number[]): number => {
@@ -89,4 +90,31 @@ export function startStandin(
     });
     proc.on('exit', (code) => reject(new Error(`stand-in exited with ${code}: ${err}`)));
   });
+}
+
+/**
+ * CPU time (ms) used so far by the processes whose command line matches, read from /proc (Linux); 0
+ * where /proc is not readable. For profiles of where a benchmark's time goes across the services.
+ */
+export function processCpuMs(match: (comm: string, cmdline: string) => boolean): number {
+  let ms = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return 0;
+  }
+  for (const pid of entries) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (!match(comm, cmdline)) continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // utime and stime, in clock ticks (100 per second on Linux).
+      ms += (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // The process ended while being read.
+    }
+  }
+  return ms;
 }

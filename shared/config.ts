@@ -356,7 +356,7 @@ export const SETTINGS = {
     flag: '--keycloak-concurrency',
     default: '4',
     schema: int.min(1),
-    description: 'Parallel Admin API deletions (and 8× as many Cassandra look-ups)',
+    description: 'Parallel Admin API deletions (and Cassandra look-ups of up to 100 ids each)',
   },
   'keycloak.maxRetries': {
     env: 'KEYCLOAK_MAX_RETRIES',

@@ -115,7 +115,7 @@ export class KeycloakRuntime {
   get directory(): UserDirectory {
     this.#directory ??= cassandraUserDirectory(this.#cassandra(), {
       keyspace: this.cfg['cassandra.keyspace'],
-      concurrency: this.cfg['keycloak.concurrency'] * 8,
+      concurrency: this.cfg['keycloak.concurrency'],
     });
     return this.#directory;
   }
