@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BuildOptions, build } from 'esbuild';
+import { printResult } from '#bench/_report.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, '.esbuild-bench');
@@ -131,4 +132,17 @@ if (import.meta.main) {
     `Node ${process.version}, ${process.arch}, median of ${values.runs} fresh processes\n\n`,
   );
   process.stdout.write(`${table(results)}\n`);
+  const trivial = results.find((r) => r.name === '(trivial handler)' && r.sdk === 'bundled')?.medianMs ?? 0;
+  printResult({
+    bench: 'coldstart',
+    rows: results
+      .filter((r) => r.sdk === 'bundled' && r.name !== '(trivial handler)')
+      .map((r) => ({
+        measure: `Lambda init of ${r.name} over a trivial bundle (bundle ${(r.bytes / 1024).toFixed(0)} KB)`,
+        value: `${(r.medianMs - trivial).toFixed(0)} ms`,
+        ratio: null,
+        target: '≤ 150 ms',
+        met: r.medianMs - trivial <= 150,
+      })),
+  });
 }
