@@ -21,6 +21,7 @@ import { type BenchResult, median, metText, printResult, startStandin } from '#b
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import { MemoryIdSource, MemoryRunLedger } from '#shared/sync/memory.ts';
+import { RunPacer } from '#shared/sync/pacing.ts';
 import type { SyncApi, SyncCallResult, SyncOptions } from '#shared/sync/ports.ts';
 import type { StartRunRequest } from '#shared/sync/run.ts';
 
@@ -57,12 +58,14 @@ const BLOCK = 100;
 /** Every attempt's answer (ms since the way started, status; null = none) and the blocks that failed. */
 interface Trace {
   attempts: Array<{ at: number; status: number | null }>;
+  /** The auto pacer's allowed rate and decreases so far, once a second. */
+  rates: Array<{ rate: number; decreases: number }>;
   failedBlocks: number;
 }
 
 /** The real client, with every attempt noted on the way to the pacer. */
 class Observed implements SyncApi {
-  readonly trace: Trace = { attempts: [], failedBlocks: 0 };
+  readonly trace: Trace = { attempts: [], rates: [], failedBlocks: 0 };
   readonly #inner: SyncApi;
   readonly #start = performance.now();
   constructor(inner: SyncApi) {
@@ -108,6 +111,11 @@ async function measure(base: string, way: Way): Promise<Trace> {
     maxRetries: 5,
   });
   const api = new Observed(client);
+  const pacer = new RunPacer({ maxConcurrency: way.workers });
+  const sampler = setInterval(() => {
+    const { rate, decreases } = pacer.auto.state();
+    api.trace.rates.push({ rate, decreases });
+  }, 1000);
   const blocks = Math.ceil((way.pace === 'auto' ? C * 1.2 : way.workers * 50) * way.seconds) + 10;
   const req: StartRunRequest = {
     job: 'sync',
@@ -137,7 +145,7 @@ async function measure(base: string, way: Way): Promise<Trace> {
   try {
     await runLocal(
       req,
-      { ids: new MemoryIdSource({}), ledger: new MemoryRunLedger(), syncApi: api },
+      { ids: new MemoryIdSource({}), ledger: new MemoryRunLedger(), syncApi: api, pacer },
       {
         onBlockDone: (_b, outcome) => {
           if (outcome.status === 'failed') api.trace.failedBlocks++;
@@ -147,6 +155,7 @@ async function measure(base: string, way: Way): Promise<Trace> {
     );
   } finally {
     for (const t of timers) clearTimeout(t);
+    clearInterval(sampler);
     await client.close();
   }
   return api.trace;
@@ -168,13 +177,15 @@ function reachedAt(trace: Trace, capacity: number, share: number, fromS: number,
   return Number.POSITIVE_INFINITY;
 }
 
-/** `second:200s/429s` for each second of a way. */
+/** `second:200s/429s(allowed rate,-decreases so far)` for each second of a way. */
 function perSecondLine(trace: Trace, seconds: number): string {
   const out: string[] = [];
   for (let s = 0; s < seconds; s++) {
     const inside = trace.attempts.filter((a) => a.at >= s * 1000 && a.at < (s + 1) * 1000);
+    const r = trace.rates[s];
+    const pacer = r ? `(${r.rate.toFixed(0)}${r.decreases ? `,-${r.decreases}` : ''})` : '';
     out.push(
-      `${s}:${inside.filter((a) => a.status === 200).length}/${inside.filter((a) => a.status === 429).length}`,
+      `${s}:${inside.filter((a) => a.status === 200).length}/${inside.filter((a) => a.status === 429).length}${pacer}`,
     );
   }
   return out.join(' ');

@@ -84,15 +84,20 @@ export const AUTO_PACE = {
   minRate: 0.05,
   /** A congestion signal keeps this share of the rate... */
   decrease: 0.95,
-  /** ...or this share when the previous decrease was less than `repeatWindowMs` ago (far off). */
+  /**
+   * ...or this share when signals repeat: within `repeatWindowMs` of the previous decrease, with "slow
+   * down" answers at least `repeatShare` of the answers to calls sent since then (so a capacity that
+   * dropped is found in a step or two, while a stray 429 among many good answers only trims).
+   */
   repeatDecrease: 0.5,
   repeatWindowMs: 3000,
+  repeatShare: 0.05,
   /** Leaving slow start keeps this share of the rate the first signal came at. */
   slowStartDecrease: 0.7,
   /**
    * Additive increase per second, as a share of the rate at the last decrease (the ceiling): quickly
-   * back to 90 % of it, slowly up to it, then a probe whose step grows by `probeGrowth` per second
-   * spent above it (so a ceiling set too low is left behind within seconds).
+   * back to 90 % of it, slowly up to it, then a probe whose step grows by `probeGrowth` per second spent
+   * above it (so a ceiling set too low is left behind, while one that is right is passed gently).
    */
   fastStep: 0.05,
   nearStep: 0.0025,
@@ -180,6 +185,8 @@ export class AutoPacer implements Pacer {
   #lastCutAt = Number.NEGATIVE_INFINITY;
   /** Since when the rate has been above the ceiling (the probe's step grows with it). */
   #aboveSince: number | null = null;
+  /** Answers to calls sent since the last decrease: healthy ones and "slow down" ones. */
+  #sinceCut = { ok: 0, congested: 0 };
   #latencyEwma: number | null = null;
   readonly #means: number[] = [];
   #interval: Interval;
@@ -229,12 +236,17 @@ export class AutoPacer implements Pacer {
     if (a.retryAfterMs !== undefined && a.status !== null && a.status >= 400) {
       this.#pauseUntil = Math.max(this.#pauseUntil, now + a.retryAfterMs);
     }
+    // An answer to a call sent before the last cut reports the old rate: it neither counts nor cuts.
+    const current = now - a.latencyMs >= this.#lastCutAt;
     if (isCongestion(a.status)) {
       this.#interval.congested = true;
-      // An answer to a call sent before the last cut reports the old rate: no second cut for it.
-      if (now - a.latencyMs >= this.#lastCutAt) this.#decrease(now);
+      if (current) {
+        this.#sinceCut.congested++;
+        this.#decrease(now);
+      }
       return;
     }
+    if (current) this.#sinceCut.ok++;
     if (a.status !== null && a.status < 500) {
       this.#interval.latencySum += a.latencyMs;
       this.#interval.latencyCount++;
@@ -341,12 +353,17 @@ export class AutoPacer implements Pacer {
   #decrease(now: number): void {
     this.#decreases++;
     const base = Math.max(AUTO_PACE.minRate, this.#allowed());
+    const since = this.#sinceCut;
+    const repeated =
+      !this.#slowStart &&
+      now - this.#lastCutAt < AUTO_PACE.repeatWindowMs &&
+      since.congested >= AUTO_PACE.repeatShare * (since.ok + since.congested);
     const factor = this.#slowStart
       ? AUTO_PACE.slowStartDecrease
-      : now - this.#lastCutAt < AUTO_PACE.repeatWindowMs
+      : repeated
         ? AUTO_PACE.repeatDecrease
         : AUTO_PACE.decrease;
-    const repeated = !this.#slowStart && factor === AUTO_PACE.repeatDecrease;
+    this.#sinceCut = { ok: 0, congested: 0 };
     this.#slowStart = false;
     this.#aboveSince = null;
     this.#rate = Math.max(AUTO_PACE.minRate, base * factor);

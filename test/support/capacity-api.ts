@@ -14,6 +14,8 @@ export interface CapacityApiOptions {
   burst?: number;
   latencyMs?: (load: number) => number;
   maxRetries?: number;
+  /** Share of requests answered 429 although the bucket had room (a jittery gateway), seeded. */
+  noise?: number;
 }
 
 export class CapacityApi implements SyncApi {
@@ -24,6 +26,8 @@ export class CapacityApi implements SyncApi {
   #refilledAt: number;
   readonly #latency: (load: number) => number;
   readonly #maxRetries: number;
+  readonly #noise: number;
+  #seed = 1;
   readonly #admitted: number[] = [];
   /** Every attempt: when it arrived and its status. */
   readonly attempts: Array<{ at: number; status: number }> = [];
@@ -38,6 +42,13 @@ export class CapacityApi implements SyncApi {
     this.#refilledAt = opts.clock.now();
     this.#latency = opts.latencyMs ?? ((load) => 20 * (1 + load * load));
     this.#maxRetries = opts.maxRetries ?? 5;
+    this.#noise = opts.noise ?? 0;
+  }
+
+  /** A seeded random number in [0, 1) (so a test's noise is the same every run). */
+  #random(): number {
+    this.#seed = (this.#seed * 16807) % 2147483647;
+    return this.#seed / 2147483647;
   }
 
   /** Changes the capacity (and the burst with it) from now on. */
@@ -56,6 +67,7 @@ export class CapacityApi implements SyncApi {
 
   #admit(): boolean {
     this.#refill();
+    if (this.#noise && this.#random() < this.#noise) return false;
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;

@@ -230,6 +230,42 @@ describe('auto pacing', () => {
     assert.equal(pacer.state().decreases, 2, 'an answer to a call sent after the cut does');
   });
 
+  test('a stray 429 among many good answers only trims the rate; 429s that keep coming halve it', async () => {
+    const clock = new ManualClock();
+    const pacer = new AutoPacer({ maxConcurrency: 8, initialRate: 100, clock });
+    const run = autoRun();
+    const answer = (status: number) => pacer.observe(run, { status, latencyMs: 0 });
+    answer(503); // leaves slow start
+    const after = (fn: () => void) => {
+      const before = pacer.state().rate;
+      clock.advance(1);
+      fn();
+      return pacer.state().rate / before;
+    };
+    clock.advance(5_000);
+    assert.equal(
+      after(() => answer(503)),
+      0.95,
+      'alone, long after the last',
+    );
+    assert.equal(
+      after(() => {
+        for (let i = 0; i < 100; i++) answer(200);
+        answer(503);
+      }),
+      0.95,
+      'soon after, but one in a hundred answers',
+    );
+    assert.equal(
+      after(() => {
+        for (let i = 0; i < 5; i++) answer(200);
+        answer(429);
+      }),
+      0.5,
+      'soon after, and one in six answers',
+    );
+  });
+
   test('against a capacity C it settles near C with few 429s, and follows C when it halves', async () => {
     const clock = new ManualClock();
     const api = new CapacityApi({ clock, capacity: 50 });
