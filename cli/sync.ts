@@ -143,7 +143,7 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
           process.stderr.write(
             `run ${run.runId} started (${what}, ${cfg['queues.sync'] ? 'SQS queue' : 'in-process queue'})\n`,
           );
-          if (run.estimatedIds) {
+          if (run.estimatedIds && !req.dryRun) {
             const scan = req.ids ? '' : ' (the planner’s row estimate)';
             process.stderr.write(
               `estimate${scan}: ${estimateRunTime(run.estimatedIds, run.run, x.concurrency)}\n`,

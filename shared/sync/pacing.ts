@@ -420,7 +420,7 @@ type PaceSettings = Pick<RunSettings, 'dryRun' | 'blockSize' | 'sleepMs' | 'pace
  */
 export function estimateRunTime(ids: number, run: PaceSettings, concurrency: number): string {
   const calls = Math.ceil(ids / run.blockSize);
-  const head = `${ids.toLocaleString('en')} ids in ${calls.toLocaleString('en')} calls`;
+  const head = `${ids.toLocaleString('en')} ids in ${calls.toLocaleString('en')} call${calls === 1 ? '' : 's'}`;
   if (run.dryRun) return `${head}: dry run, no calls made`;
   if (run.pace !== 'auto') {
     const floor = humanDuration(calls * run.sleepMs);
