@@ -107,6 +107,8 @@ export const AUTO_PACE = {
   latencyMarginMs: 50,
   /** The latency baseline: the lowest interval mean of the last this many intervals. */
   baselineIntervals: 30,
+  /** The window over which good answers per second are counted when a signal comes. */
+  goodputWindowMs: 2000,
   /** Latency assumed before the first answer (sizes the in-flight window). */
   assumedLatencyMs: 1000,
 } as const;
@@ -168,7 +170,8 @@ const newInterval = (start: number): Interval => ({
  *
  * A Retry-After is always obeyed: no call of any worker starts before it has passed. Answers to calls
  * that were sent before the last decrease do not cut again (they report the old rate). Calls in flight
- * are limited to what the rate needs at the observed latency (twice, plus one), within `maxConcurrency`.
+ * are limited to what the rate needs at the observed latency (four times, plus one: latency jitters), within
+ * `maxConcurrency`.
  * The rate stays within the run's `maxRate` (× `rateShare`).
  */
 export class AutoPacer implements Pacer {
@@ -187,6 +190,8 @@ export class AutoPacer implements Pacer {
   #aboveSince: number | null = null;
   /** Answers to calls sent since the last decrease: healthy ones and "slow down" ones. */
   #sinceCut = { ok: 0, congested: 0 };
+  /** When the good answers of the last goodput window came. */
+  #oks: number[] = [];
   #latencyEwma: number | null = null;
   readonly #means: number[] = [];
   #interval: Interval;
@@ -233,6 +238,7 @@ export class AutoPacer implements Pacer {
     if (run.dryRun) return;
     const now = this.#clock.now();
     this.#tick(now);
+    const pausedUntil = this.#pauseUntil;
     if (a.retryAfterMs !== undefined && a.status !== null && a.status >= 400) {
       this.#pauseUntil = Math.max(this.#pauseUntil, now + a.retryAfterMs);
     }
@@ -242,11 +248,15 @@ export class AutoPacer implements Pacer {
       this.#interval.congested = true;
       if (current) {
         this.#sinceCut.congested++;
-        this.#decrease(now);
+        this.#decrease(now, pausedUntil);
       }
       return;
     }
     if (current) this.#sinceCut.ok++;
+    if (a.status !== null && a.status < 300) {
+      this.#oks.push(now);
+      while (this.#oks[0]! < now - AUTO_PACE.goodputWindowMs) this.#oks.shift();
+    }
     if (a.status !== null && a.status < 500) {
       this.#interval.latencySum += a.latencyMs;
       this.#interval.latencyCount++;
@@ -263,10 +273,10 @@ export class AutoPacer implements Pacer {
     for (const wake of waiters) wake();
   }
 
-  /** Calls allowed in flight: what the rate needs at the observed latency, twice, plus one. */
+  /** Calls allowed in flight: what the rate needs at the observed latency, four times, plus one. */
   window(): number {
     const latency = this.#latencyEwma ?? AUTO_PACE.assumedLatencyMs;
-    const needed = Math.ceil((2 * this.#allowed() * latency) / 1000) + 1;
+    const needed = Math.ceil((4 * this.#allowed() * latency) / 1000) + 1;
     return Math.max(1, Math.min(this.#maxConcurrency, needed));
   }
 
@@ -350,9 +360,22 @@ export class AutoPacer implements Pacer {
     this.#rate = Math.min(this.#rate + perSecond * c * (lengthMs / 1000), top);
   }
 
-  #decrease(now: number): void {
+  /**
+   * Good answers per second over the last `goodputWindowMs` before `now`, counted from the end of the
+   * last pause (a pause holds every call back); undefined when that leaves less than half the window.
+   */
+  #goodput(now: number, pausedUntil: number): number | undefined {
+    const from = Math.max(now - AUTO_PACE.goodputWindowMs, pausedUntil);
+    if (now - from < AUTO_PACE.goodputWindowMs / 2) return undefined;
+    return this.#oks.filter((t) => t >= from).length / ((now - from) / 1000);
+  }
+
+  #decrease(now: number, pausedUntil = this.#pauseUntil): void {
     this.#decreases++;
     const base = Math.max(AUTO_PACE.minRate, this.#allowed());
+    // What got through just now is the best estimate of the capacity (the rate allowed may be above it).
+    const goodput = this.#goodput(now, pausedUntil);
+    const ceiling = goodput === undefined ? base : Math.max(AUTO_PACE.minRate, Math.min(base, goodput));
     const since = this.#sinceCut;
     const repeated =
       !this.#slowStart &&
@@ -364,11 +387,11 @@ export class AutoPacer implements Pacer {
         ? AUTO_PACE.repeatDecrease
         : AUTO_PACE.decrease;
     this.#sinceCut = { ok: 0, congested: 0 };
-    this.#slowStart = false;
     this.#aboveSince = null;
-    this.#rate = Math.max(AUTO_PACE.minRate, base * factor);
+    this.#rate = Math.max(AUTO_PACE.minRate, (this.#slowStart ? base : ceiling) * factor);
     // Signals in a row: the rate that failed was far off; hold the new one (the probe finds more).
-    this.#ceiling = repeated ? this.#rate : base;
+    this.#ceiling = repeated ? this.#rate : ceiling;
+    this.#slowStart = false;
     this.#lastCutAt = now;
   }
 }

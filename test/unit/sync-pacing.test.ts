@@ -235,35 +235,50 @@ describe('auto pacing', () => {
     const pacer = new AutoPacer({ maxConcurrency: 8, initialRate: 100, clock });
     const run = autoRun();
     const answer = (status: number) => pacer.observe(run, { status, latencyMs: 0 });
-    answer(503); // leaves slow start
-    const after = (fn: () => void) => {
-      const before = pacer.state().rate;
-      clock.advance(1);
-      fn();
-      return pacer.state().rate / before;
+    /** Good answers at 100 a second (more than the rate allows: the rate is what limits). */
+    const healthy = (ms: number) => {
+      for (let t = 0; t < ms; t += 10) {
+        clock.advance(10);
+        answer(200);
+      }
     };
-    clock.advance(5_000);
+    answer(503); // leaves slow start
+    const cut = (before: () => void, signal: number) => {
+      before();
+      const rate = pacer.state().rate;
+      answer(signal);
+      return pacer.state().rate / rate;
+    };
     assert.equal(
-      after(() => answer(503)),
+      cut(() => healthy(5_000), 503),
       0.95,
       'alone, long after the last',
     );
     assert.equal(
-      after(() => {
-        for (let i = 0; i < 100; i++) answer(200);
-        answer(503);
-      }),
+      cut(() => healthy(1_000), 503),
       0.95,
       'soon after, but one in a hundred answers',
     );
     assert.equal(
-      after(() => {
-        for (let i = 0; i < 5; i++) answer(200);
-        answer(429);
-      }),
+      cut(() => healthy(50), 429),
       0.5,
       'soon after, and one in six answers',
     );
+  });
+
+  test('a cut starts from what got through when the rate allowed was above it', async () => {
+    const clock = new ManualClock();
+    const pacer = new AutoPacer({ maxConcurrency: 64, initialRate: 400, clock });
+    const run = autoRun();
+    pacer.observe(run, { status: 503, latencyMs: 0 }); // leaves slow start: 280 allowed
+    for (let t = 0; t < 5_000; t += 20) {
+      clock.advance(20);
+      pacer.observe(run, { status: 200, latencyMs: 5 }); // but 50 a second get through
+    }
+    pacer.observe(run, { status: 429, latencyMs: 5 });
+    const { ceiling, rate } = pacer.state();
+    assert.ok(ceiling !== null && Math.abs(ceiling - 50) <= 1, `ceiling ${ceiling}`);
+    assert.equal(rate, 0.95 * ceiling);
   });
 
   test('against a capacity C it settles near C with few 429s, and follows C when it halves', async () => {
