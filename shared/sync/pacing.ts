@@ -361,11 +361,14 @@ export class AutoPacer implements Pacer {
   }
 
   /**
-   * Good answers per second over the last `goodputWindowMs` before `now`, counted from the end of the
-   * last pause (a pause holds every call back); undefined when that leaves less than half the window.
+   * Good answers per second over the last `goodputWindowMs` before `now`, counted from the first of them
+   * after the last pause (a pause, or a quiet start, holds calls back); undefined when that leaves less
+   * than half the window.
    */
   #goodput(now: number, pausedUntil: number): number | undefined {
-    const from = Math.max(now - AUTO_PACE.goodputWindowMs, pausedUntil);
+    const first = this.#oks.find((t) => t >= pausedUntil);
+    if (first === undefined) return undefined;
+    const from = Math.max(now - AUTO_PACE.goodputWindowMs, first);
     if (now - from < AUTO_PACE.goodputWindowMs / 2) return undefined;
     return this.#oks.filter((t) => t >= from).length / ((now - from) / 1000);
   }
