@@ -1,15 +1,19 @@
 /** The `sunbird-dataops` command line. */
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
+import { EXIT_CODES_HELP } from '#cli/common.ts';
 import { registerInvokeCommand } from '#cli/invoke.ts';
 import { registerKeycloakCommand } from '#cli/keycloak.ts';
 import { registerMergeCommand } from '#cli/merge.ts';
+import { registerMigrateCommand } from '#cli/migrate.ts';
 import { registerReportCommand, registerRunsCommand } from '#cli/report.ts';
+import { registerResumeCommand } from '#cli/resume.ts';
 import { registerSyncCommands } from '#cli/sync.ts';
 
 export function buildProgram(): Command {
   const program = new Command('sunbird-dataops')
     .description('Sunbird data operations: sync to Elasticsearch, Keycloak user deletion, merge-user-courses')
+    .addHelpText('after', EXIT_CODES_HELP)
     .version((createRequire(import.meta.url)('../package.json') as { version: string }).version)
     .showHelpAfterError()
     .configureOutput({
@@ -17,11 +21,13 @@ export function buildProgram(): Command {
     })
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   registerSyncCommands(program);
+  registerResumeCommand(program);
   registerReportCommand(program);
   registerRunsCommand(program);
   registerKeycloakCommand(program);
   registerMergeCommand(program);
   registerInvokeCommand(program);
+  registerMigrateCommand(program);
   return program;
 }
 

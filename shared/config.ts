@@ -518,6 +518,32 @@ export const SETTINGS = {
     schema: int.min(1),
     description: 'Minimum number of token sub-range tasks per full scan (parallelism on small tables)',
   },
+  'ledger.kind': {
+    env: 'LEDGER',
+    flag: '--ledger',
+    default: 'auto',
+    schema: z.enum(['auto', 'embedded', 'cassandra'], { error: 'expected auto, embedded or cassandra' }),
+    description:
+      'Where runs are recorded: `embedded` (a SQLite file in the state directory), `cassandra` (the ops keyspace), `auto` (embedded on the CLI, Cassandra on AWS)',
+  },
+  'ledger.stateDir': {
+    env: 'SUNBIRD_DATAOPS_STATE_DIR',
+    flag: '--state-dir',
+    default: '',
+    schema: str,
+    description:
+      'Directory of the embedded ledger; empty means `$XDG_STATE_HOME/sunbird-dataops` or `~/.local/state/sunbird-dataops`',
+  },
+  'sync.stallMs': {
+    env: 'SYNC_STALL_TIMEOUT_MS',
+    flag: '--stall-timeout',
+    default: '600000',
+    schema: int
+      .min(1000, { error: 'expected at least 1000 (ms)' })
+      .max(86_400_000, { error: 'expected at most 86400000 (24 h)' }),
+    description:
+      "With a shared queue: give up (exit 3, resumable) when none of the run's blocks arrived for this long, in ms",
+  },
   'log.level': {
     env: 'LOG_LEVEL',
     flag: '--log-level',

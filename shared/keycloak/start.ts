@@ -22,6 +22,8 @@ export interface KeycloakDeletionRequest extends SelectOptions {
   sleepMs: number;
   runId?: string;
   source: string;
+  /** Kept with the run in the ledger (e.g. where the CLI writes its files). */
+  params?: Record<string, unknown>;
 }
 
 /** What a caller may set over the configuration (a console payload). */
@@ -84,6 +86,7 @@ export function deletionRunRequest(
     source: req.source,
     ...(req.runId ? { runId: req.runId } : {}),
     params: {
+      ...req.params,
       realm: req.realm ?? '',
       limit: req.limit,
       protectedRoles: req.protectedRoles,

@@ -14,6 +14,7 @@ import { forEachLimit } from '#shared/core/concurrency.ts';
 import type { RunSettings } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
+  PendingBlock,
   RangeProgress,
   RunInfo,
   RunLedger,
@@ -36,16 +37,23 @@ export function ledgerTables(ks: string): string[] {
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
     `CREATE TABLE IF NOT EXISTS ${ks}.run_ranges (
       run_id text, range_no int, start_token text, end_token text, ids bigint, blocks int, done boolean,
-      hops int, updated_at timestamp,
+      hops int, checkpoint text, updated_at timestamp,
       PRIMARY KEY (run_id, range_no)
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
     `CREATE TABLE IF NOT EXISTS ${ks}.run_blocks (
       run_id text, range_no int, chunk int, seq int, stage text, status text, ids list<text>,
-      failed_ids list<text>, reason text, attempts int, http_status int, response text, updated_at timestamp,
+      failed_ids list<text>, reason text, attempts int, http_status int, response text, context text,
+      updated_at timestamp,
       PRIMARY KEY ((run_id, range_no, chunk), stage, seq)
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
   ];
 }
+
+/** Columns added since the tables were first created: `migrate` adds them to an existing ledger. */
+export const LEDGER_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string }> = [
+  { table: 'run_ranges', column: 'checkpoint', type: 'text' },
+  { table: 'run_blocks', column: 'context', type: 'text' },
+];
 
 function toRunRecord(r: Row): RunRecord {
   const params = JSON.parse(r.params ?? '{}') as Record<string, unknown>;
@@ -66,13 +74,23 @@ function toRunRecord(r: Row): RunRecord {
   };
 }
 
+export interface CassandraLedgerOptions {
+  /**
+   * Record blocks as pending when they are enqueued (for resumable CLI runs whose blocks live in memory).
+   * Off for Lambda: the SQS queue holds the blocks durably, and the extra writes would slow the fan-out.
+   */
+  trackPending?: boolean;
+}
+
 export class CassandraRunLedger implements RunLedger {
   readonly client: CassandraClient;
   readonly ks: string;
+  readonly #trackPending: boolean;
 
-  constructor(client: CassandraClient, keyspace: string) {
+  constructor(client: CassandraClient, keyspace: string, opts: CassandraLedgerOptions = {}) {
     this.client = client;
     this.ks = keyspace;
+    this.#trackPending = opts.trackPending ?? false;
   }
 
   async ready(): Promise<void> {
@@ -109,6 +127,16 @@ export class CassandraRunLedger implements RunLedger {
     );
   }
 
+  async annotate(runId: string, params: Record<string, unknown>): Promise<void> {
+    const run = await this.getRun(runId);
+    if (!run) return;
+    const merged = { ...run.params, ...params, ...(run.next ? { next: run.next } : {}) };
+    await this.client.execute(`UPDATE ${this.ks}.runs SET params = ? WHERE run_id = ?`, [
+      JSON.stringify(merged),
+      runId,
+    ]);
+  }
+
   async getRun(runId: string): Promise<RunRecord | null> {
     const rs = await this.client.execute(`SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [runId]);
     const r = rs.first();
@@ -125,8 +153,19 @@ export class CassandraRunLedger implements RunLedger {
 
   async #setRange(runId: string, p: RangeProgress): Promise<void> {
     await this.client.execute(
-      `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, updated_at) VALUES (?,?,?,?,?,?,?,?,?)`,
-      [runId, p.rangeNo, p.start, p.end, p.ids, p.blocks, p.done, p.hops, new Date()],
+      `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, checkpoint, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+      [
+        runId,
+        p.rangeNo,
+        p.start,
+        p.end,
+        p.ids,
+        p.blocks,
+        p.done,
+        p.hops,
+        p.checkpoint ? JSON.stringify(p.checkpoint) : null,
+        new Date(),
+      ],
     );
   }
 
@@ -147,14 +186,40 @@ export class CassandraRunLedger implements RunLedger {
         blocks: r.blocks ?? 0,
         done: Boolean(r.done),
         hops: r.hops ?? 0,
+        checkpoint: r.checkpoint ? JSON.parse(r.checkpoint) : null,
       });
     }
     return out;
   }
 
+  async enqueued(runId: string, blocks: PendingBlock[], progress?: RangeProgress): Promise<void> {
+    if (this.#trackPending) {
+      // IF NOT EXISTS: a block that already has an outcome (a re-scanned page on resume) keeps it.
+      await forEachLimit(blocks, 16, async (b) => {
+        await this.client.execute(
+          `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, attempts, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) IF NOT EXISTS`,
+          [
+            runId,
+            b.rangeNo,
+            Math.floor(b.seq / BLOCKS_PER_CHUNK),
+            b.seq,
+            'sync',
+            'pending',
+            b.ids,
+            [],
+            0,
+            b.context ? JSON.stringify(b.context) : null,
+            new Date(),
+          ],
+        );
+      });
+    }
+    if (progress) await this.#setRange(runId, progress);
+  }
+
   async recordBlock(runId: string, b: BlockOutcome): Promise<void> {
     await this.client.execute(
-      `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         runId,
         b.rangeNo,
@@ -168,6 +233,7 @@ export class CassandraRunLedger implements RunLedger {
         b.attempts,
         b.httpStatus,
         b.response?.slice(0, MAX_RESPONSE_CHARS) ?? null,
+        b.context ? JSON.stringify(b.context) : null,
         new Date(),
       ],
     );
@@ -202,6 +268,7 @@ export class CassandraRunLedger implements RunLedger {
             attempts: r.attempts ?? 0,
             httpStatus: r.http_status,
             response: r.response,
+            ...(r.context ? { context: JSON.parse(r.context) as Record<string, string> } : {}),
             updatedAt: r.updated_at,
           };
         }

@@ -9,6 +9,7 @@ import type {
   BlockOutcome,
   IdPage,
   IdSource,
+  PendingBlock,
   RangeProgress,
   RunInfo,
   RunLedger,
@@ -103,6 +104,11 @@ export class MemoryRunLedger implements RunLedger {
     return this.runs.get(runId) ?? null;
   }
 
+  async annotate(runId: string, params: Record<string, unknown>): Promise<void> {
+    const run = this.runs.get(runId);
+    if (run) this.runs.set(runId, { ...run, params: { ...run.params, ...params } });
+  }
+
   async recentRuns(limit: number): Promise<RunRecord[]> {
     return [...this.runs.values()]
       .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
@@ -117,6 +123,29 @@ export class MemoryRunLedger implements RunLedger {
 
   async ranges(runId: string): Promise<RangeProgress[]> {
     return [...(this.#ranges.get(runId)?.values() ?? [])].sort((a, b) => a.rangeNo - b.rangeNo);
+  }
+
+  async enqueued(runId: string, blocks: PendingBlock[], progress?: RangeProgress): Promise<void> {
+    const m = this.#blocks.get(runId) ?? new Map<string, BlockOutcome>();
+    for (const b of blocks) {
+      const key = `sync/${b.rangeNo}/${b.seq}`;
+      if (m.has(key)) continue; // a block with an outcome keeps it
+      m.set(key, {
+        rangeNo: b.rangeNo,
+        seq: b.seq,
+        stage: 'sync',
+        status: 'pending',
+        ids: [...b.ids],
+        failedIds: [],
+        reason: null,
+        attempts: 0,
+        httpStatus: null,
+        response: null,
+        ...(b.context ? { context: b.context } : {}),
+      });
+    }
+    this.#blocks.set(runId, m);
+    if (progress) await this.setRanges(runId, [progress]);
   }
 
   async recordBlock(runId: string, outcome: BlockOutcome): Promise<void> {

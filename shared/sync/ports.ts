@@ -5,7 +5,7 @@
  * adapter of each for the unit tests.
  */
 import type { MessageQueue } from '#shared/queue/queue.ts';
-import type { RunSettings } from '#shared/sync/messages.ts';
+import type { Checkpoint, RunSettings } from '#shared/sync/messages.ts';
 
 export type { MessageQueue };
 
@@ -82,7 +82,8 @@ export interface SyncApi {
 // ---------------------------------------------------------------------------------------------------
 // Run ledger
 
-export type BlockStatus = 'succeeded' | 'failed' | 'partial' | 'dry-run' | 'skipped';
+/** `pending`: handed to the queue, outcome not known yet (what `resume` sends again). */
+export type BlockStatus = 'succeeded' | 'failed' | 'partial' | 'dry-run' | 'skipped' | 'pending';
 /** A block passes through stages: `sync` (the Sync API call), then whatever stage the run names. */
 export type Stage = string;
 
@@ -111,6 +112,16 @@ export interface RangeProgress {
   blocks: number;
   done: boolean;
   hops: number;
+  /** Where the scan of an unfinished range goes on (what `resume` continues from). */
+  checkpoint?: Checkpoint | null | undefined;
+}
+
+/** A block handed to the queue, before its outcome is known. */
+export interface PendingBlock {
+  rangeNo: number;
+  seq: number;
+  ids: string[];
+  context?: Record<string, string> | undefined;
 }
 
 export interface BlockOutcome {
@@ -124,6 +135,8 @@ export interface BlockOutcome {
   attempts: number;
   httpStatus: number | null;
   response: string | null;
+  /** The block's context (the starting job's data), kept so a later stage can be resumed with it. */
+  context?: Record<string, string> | undefined;
   updatedAt?: Date | undefined;
 }
 
@@ -137,10 +150,19 @@ export interface RunLedger {
   ready(): Promise<void>;
   createRun(run: RunSettings, info: RunInfo): Promise<void>;
   getRun(runId: string): Promise<RunRecord | null>;
+  /** Merges `params` into a run's recorded parameters (e.g. the settings a resume applied). */
+  annotate(runId: string, params: Record<string, unknown>): Promise<void>;
   /** Recent runs, newest first. */
   recentRuns(limit: number): Promise<RunRecord[]>;
   setRanges(runId: string, ranges: RangeProgress[]): Promise<void>;
   ranges(runId: string): Promise<RangeProgress[]>;
+  /**
+   * Blocks about to be handed to the queue (recorded `pending` unless the block already has an outcome), and
+   * the range's progress after them — written before the blocks are sent, so a run stopped at any point
+   * can be resumed without losing or re-sending a confirmed block. A ledger may keep only the progress
+   * where the queue itself holds the blocks durably (SQS on AWS).
+   */
+  enqueued(runId: string, blocks: PendingBlock[], progress?: RangeProgress): Promise<void>;
   recordBlock(runId: string, outcome: BlockOutcome): Promise<void>;
   /** Every recorded block of a stage, in (range, seq) order; pass the run's ranges when already read. */
   blocks(runId: string, stage?: Stage, known?: RangeProgress[]): AsyncIterable<BlockOutcome>;

@@ -58,6 +58,11 @@ export interface StartedRun {
   blocks: number;
 }
 
+/** What the ledger keeps of a request beyond the run settings: enough to resume it (no secrets). */
+function runParams(req: StartRunRequest): Record<string, unknown> {
+  return { ...req.params, table: req.table, keyspace: req.keyspace };
+}
+
 export function blocksOf(ids: string[], size: number): string[][] {
   const out: string[][] = [];
   for (let i = 0; i < ids.length; i += size) out.push(ids.slice(i, i + size));
@@ -107,12 +112,19 @@ async function startIdRun(
     source: req.source,
     ranges: 1,
     parentRun: req.parentRun,
-    params: req.params,
+    params: runParams(req),
+  });
+  // Recorded as pending before they are sent, with the range's final count, so a resume finds them all.
+  await deps.ledger.enqueued(run.runId, blocks, {
+    rangeNo: 0,
+    start: 'ids',
+    end: 'ids',
+    ids,
+    blocks: blocks.length,
+    done: true,
+    hops: 0,
   });
   await deps.blockQueue.send(blocks.map((b) => JSON.stringify(b)));
-  await deps.ledger.setRanges(run.runId, [
-    { rangeNo: 0, start: 'ids', end: 'ids', ids, blocks: blocks.length, done: true, hops: 0 },
-  ]);
   return { runId: run.runId, run, tasks: 0, ids, blocks: blocks.length };
 }
 
@@ -124,7 +136,7 @@ export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promis
     ...req.plan,
     blockSize: run.blockSize,
   });
-  await deps.ledger.createRun(run, { source: req.source, ranges: ranges.length, params: req.params });
+  await deps.ledger.createRun(run, { source: req.source, ranges: ranges.length, params: runParams(req) });
   await deps.ledger.setRanges(
     run.runId,
     ranges.map((r) => ({ ...r, ids: 0, blocks: 0, done: false, hops: 0 })),

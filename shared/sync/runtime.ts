@@ -2,12 +2,14 @@
  * Wiring of the sync job's adapters from configuration, shared by the Lambda handlers and the CLI.
  * Everything is created lazily and once, so a warm Lambda container reuses its connections.
  */
+import type { DatabaseSync } from 'node:sqlite';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import {
   type CassandraClient,
   cassandraOptionsFrom,
   createCassandraClient,
 } from '#shared/clients/cassandra.ts';
+import { defaultStateDir, openStateDb } from '#shared/clients/sqlite.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import { ConfigError, type FlatConfig, SETTINGS, type SettingKey } from '#shared/config.ts';
@@ -15,6 +17,7 @@ import { SqsQueue } from '#shared/queue/sqs.ts';
 import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import type { IdSource, RunLedger, SyncApi } from '#shared/sync/ports.ts';
+import { SqliteRunLedger } from '#shared/sync/sqlite-ledger.ts';
 
 /** The configuration key of a queue by its stage name (`sync`, `scan`, or a later stage's name). */
 function queueKey(name: string): SettingKey | undefined {
@@ -22,17 +25,42 @@ function queueKey(name: string): SettingKey | undefined {
   return key in SETTINGS ? (key as SettingKey) : undefined;
 }
 
+export interface SyncRuntimeOptions {
+  /** Who runs: the CLI keeps its ledger embedded by default, AWS in Cassandra (`LEDGER=auto`). */
+  role?: 'cli' | 'lambda';
+}
+
 export class SyncRuntime {
   readonly cfg: FlatConfig;
+  readonly role: 'cli' | 'lambda';
   #cassandra?: CassandraClient;
+  #stateDb?: DatabaseSync;
   #sqs?: SQSClient;
   #syncApi?: SyncApiClient;
   #ledger?: RunLedger;
   #ids?: IdSource;
   readonly #queues = new Map<string, SqsQueue>();
 
-  constructor(cfg: FlatConfig) {
+  constructor(cfg: FlatConfig, opts: SyncRuntimeOptions = {}) {
     this.cfg = cfg;
+    this.role = opts.role ?? 'lambda';
+  }
+
+  /** The run ledger is the embedded SQLite file (else the Cassandra ops keyspace). */
+  get embedded(): boolean {
+    const kind = this.cfg['ledger.kind'];
+    return kind === 'embedded' || (kind === 'auto' && this.role === 'cli');
+  }
+
+  get stateDir(): string {
+    return this.cfg['ledger.stateDir'] || defaultStateDir();
+  }
+
+  /** The embedded ledger's database (undefined when the ledger is in Cassandra). */
+  get stateDb(): DatabaseSync | undefined {
+    if (!this.embedded) return undefined;
+    this.#stateDb ??= openStateDb(this.stateDir);
+    return this.#stateDb;
   }
 
   get cassandra(): CassandraClient {
@@ -46,8 +74,19 @@ export class SyncRuntime {
   }
 
   get ledger(): RunLedger {
-    this.#ledger ??= new CassandraRunLedger(this.cassandra, this.cfg['cassandra.opsKeyspace']);
+    const db = this.stateDb;
+    this.#ledger ??= db
+      ? new SqliteRunLedger(db)
+      : // A CLI run keeps its blocks in memory: record them as pending so it can be resumed.
+        new CassandraRunLedger(this.cassandra, this.cfg['cassandra.opsKeyspace'], {
+          trackPending: this.role === 'cli',
+        });
     return this.#ledger;
+  }
+
+  /** Where the ledger is, for messages: the SQLite file or the keyspace. */
+  get ledgerLocation(): string {
+    return this.embedded ? `${this.stateDir}/ledger.sqlite` : `keyspace ${this.cfg['cassandra.opsKeyspace']}`;
   }
 
   get sqs(): SQSClient {
@@ -91,5 +130,7 @@ export class SyncRuntime {
   async close(): Promise<void> {
     await Promise.all([this.#cassandra?.shutdown(), this.#syncApi?.close()]);
     this.#sqs?.destroy();
+    this.#stateDb?.close();
+    this.#stateDb = undefined;
   }
 }

@@ -4,7 +4,7 @@
  * (`run.next`, set by whoever started it), a block the Sync API accepted moves on to that stage's queue
  * with the ids it confirmed — a block whose sync failed never does.
  */
-import { BadInputError } from '#shared/core/errors.ts';
+import { BadInputError, InterruptedError } from '#shared/core/errors.ts';
 import { isRetryableStatus } from '#shared/core/retry.ts';
 import type { Block } from '#shared/sync/messages.ts';
 import type { BlockOutcome, MessageQueue, RunLedger, SyncApi, SyncCallResult } from '#shared/sync/ports.ts';
@@ -16,6 +16,7 @@ export interface WorkerDeps {
   stage?: (name: string) => MessageQueue;
   /** Called once per real API call, e.g. to write the Talend logs. */
   onCall?: (block: Block, result: SyncCallResult) => void;
+  /** Cancels the call in flight; the block is then not recorded (InterruptedError). */
   signal?: AbortSignal;
 }
 
@@ -38,12 +39,21 @@ export function reasonOf(r: SyncCallResult): string {
   return `HTTP ${r.status}${detail ? `: ${detail}` : ''}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`;
 }
 
+function base(block: Block) {
+  return {
+    rangeNo: block.rangeNo,
+    seq: block.seq,
+    stage: 'sync',
+    ids: block.ids,
+    ...(block.context ? { context: block.context } : {}),
+  };
+}
+
 export function outcomeOf(block: Block, result: SyncCallResult): BlockOutcome {
-  const base = { rangeNo: block.rangeNo, seq: block.seq, stage: 'sync', ids: block.ids };
   if (result.ok) {
     const unconfirmed = result.unconfirmedIds ?? [];
     return {
-      ...base,
+      ...base(block),
       status: unconfirmed.length ? 'partial' : 'succeeded',
       failedIds: unconfirmed,
       reason: unconfirmed.length ? 'not confirmed by esSyncResponse' : null,
@@ -53,7 +63,7 @@ export function outcomeOf(block: Block, result: SyncCallResult): BlockOutcome {
     };
   }
   return {
-    ...base,
+    ...base(block),
     status: 'failed',
     failedIds: block.ids,
     reason: reasonOf(result),
@@ -65,10 +75,7 @@ export function outcomeOf(block: Block, result: SyncCallResult): BlockOutcome {
 
 function dryRunOutcome(block: Block): BlockOutcome {
   return {
-    rangeNo: block.rangeNo,
-    seq: block.seq,
-    stage: 'sync',
-    ids: block.ids,
+    ...base(block),
     status: 'dry-run',
     failedIds: [],
     reason: null,
@@ -103,6 +110,9 @@ export async function processBlock(block: Block, deps: WorkerDeps): Promise<Bloc
     verify: block.run.verify,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
+  // Cancelled in flight: the outcome is unknown, so nothing is recorded (the block stays pending).
+  if (deps.signal?.aborted)
+    throw new InterruptedError(`block ${block.rangeNo}/${block.seq} was cancelled in flight`);
   deps.onCall?.(block, result);
   const outcome = outcomeOf(block, result);
   await deps.ledger?.recordBlock(block.run.runId, outcome);

@@ -73,6 +73,8 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
       ks.sunbird,
       '--ops-keyspace',
       ks.ops,
+      '--ledger',
+      'cassandra',
       '--cassandra-consistency',
       'LOCAL_ONE',
       '--sync-api-endpoint',

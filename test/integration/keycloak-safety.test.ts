@@ -150,6 +150,8 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
   const cliEnv = (): NodeJS.ProcessEnv => ({
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/_QUEUE_URL$|^SQS_ENDPOINT$/.test(k))),
     DATAOPS_KEYSPACE: ks.ops,
+    // These runs are inspected in the ops keyspace: the CLI's Cassandra ledger (not its embedded default).
+    LEDGER: 'cassandra',
     SUNBIRD_KEYSPACE: ks.sunbird,
     CASSANDRA_CONSISTENCY: 'LOCAL_ONE',
     LOG_LEVEL: 'WARN',
@@ -329,6 +331,8 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
         ks.sunbird,
         '--ops-keyspace',
         ks.ops,
+        '--ledger',
+        'cassandra',
         '--sync-api-endpoint',
         `${standin.url}/v1/data/sync`,
         '--block-size',

@@ -13,8 +13,9 @@ import type { SQSEvent } from 'aws-lambda';
 import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
+import { openStateDb } from '#shared/clients/sqlite.ts';
 import { blockSchema, scanTaskSchema } from '#shared/sync/messages.ts';
+import { SqliteRunLedger } from '#shared/sync/sqlite-ledger.ts';
 import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
@@ -28,6 +29,8 @@ let client: CassandraClient;
 let ks: { sunbird: string; ops: string };
 let drop: () => Promise<void>;
 let standin: SyncApiStandin;
+/** The CLI's embedded ledger for this file's runs (the default ledger of CLI runs). */
+let stateDir: string;
 
 before(async () => {
   const iso = await isolatedKeyspaces('cli', ['sunbird', 'ops']);
@@ -44,6 +47,7 @@ before(async () => {
     coursesKeyspace: 'unused',
   });
   standin = await startSyncApiStandin({ port: 0, apiKey: KEY });
+  stateDir = await mkdtemp(join(tmpdir(), 'cli-state-'));
 });
 
 after(async () => {
@@ -64,6 +68,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Cl
         ...process.env,
         SUNBIRD_KEYSPACE: ks.sunbird,
         DATAOPS_KEYSPACE: ks.ops,
+        SUNBIRD_DATAOPS_STATE_DIR: stateDir,
         SYNC_API_KEY: KEY,
         ...env,
       },
@@ -161,7 +166,15 @@ describe('sunbird-dataops sync', () => {
         '--out',
         out,
       ],
-      { env: { ...process.env, SUNBIRD_KEYSPACE: ks.sunbird, DATAOPS_KEYSPACE: ks.ops, SYNC_API_KEY: KEY } },
+      {
+        env: {
+          ...process.env,
+          SUNBIRD_KEYSPACE: ks.sunbird,
+          DATAOPS_KEYSPACE: ks.ops,
+          SUNBIRD_DATAOPS_STATE_DIR: stateDir,
+          SYNC_API_KEY: KEY,
+        },
+      },
     );
     assert.match(stdout, /ids synced: 30, failed: 0/);
     const types = new Set(
@@ -287,7 +300,7 @@ describe('sunbird-dataops sync', () => {
       .requests()
       .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
     assert.deepEqual(retried.sort(), expectedFailed.sort());
-    const summary = await summarise(new CassandraRunLedger(client, ks.ops), runIdOf(retry));
+    const summary = await summarise(new SqliteRunLedger(openStateDb(stateDir)), runIdOf(retry));
     assert.equal(summary?.run.parentRun, runId);
     assert.equal(summary?.idsSucceeded, 20);
   });
