@@ -10,11 +10,19 @@ import { registerReportCommand, registerRunsCommand } from '#cli/report.ts';
 import { registerResumeCommand } from '#cli/resume.ts';
 import { registerSyncCommands } from '#cli/sync.ts';
 
+/** Compiled in by the CLI build (esbuild `define`, scripts/build-cli.ts); from the sources, package.json. */
+declare const SUNBIRD_DATAOPS_VERSION: string | undefined;
+
+function version(): string {
+  if (typeof SUNBIRD_DATAOPS_VERSION === 'string') return SUNBIRD_DATAOPS_VERSION;
+  return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+}
+
 export function buildProgram(): Command {
   const program = new Command('sunbird-dataops')
     .description('Sunbird data operations: sync to Elasticsearch, Keycloak user deletion, merge-user-courses')
     .addHelpText('after', EXIT_CODES_HELP)
-    .version((createRequire(import.meta.url)('../package.json') as { version: string }).version)
+    .version(version())
     .showHelpAfterError()
     .configureOutput({
       outputError: (str, write) => write(`sunbird-dataops: ${str.replace(/^error: /, '')}`),
@@ -31,4 +39,5 @@ export function buildProgram(): Command {
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+// Not a top-level await: the single executable runs this file as CommonJS, which has none.
+void buildProgram().parseAsync(process.argv);
