@@ -36,6 +36,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 export const DIST = join(ROOT, 'dist');
 /** The oldest Node the bundle runs on (its esbuild target; tested on 22 and 24). */
 export const MIN_NODE_MAJOR = 22;
+/** Node 22 gained `node:sqlite` without a flag in 22.13 (the CLI's embedded ledger needs it). */
+export const MIN_NODE = '22.13.0';
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const require = createRequire(import.meta.url);
 
@@ -80,10 +82,12 @@ function sharedOptions(): BuildOptions & { banner: { js: string } } {
 /** Runs before anything else in the bundle: an older Node gets one line and exit code 2, no stack trace. */
 function nodeVersionCheck(): string {
   const message =
-    `sunbird-dataops: needs Node.js ${MIN_NODE_MAJOR} or newer, this is \${process.version} ` +
+    `sunbird-dataops: needs Node.js ${MIN_NODE} or newer, this is \${process.version} ` +
     `(the single executable in SyncBin.zip needs no Node.js)`;
+  const [major, minor] = MIN_NODE.split('.').map(Number);
   return [
-    `if (Number(process.versions.node.split('.')[0]) < ${MIN_NODE_MAJOR}) {`,
+    `const [__major, __minor] = process.versions.node.split('.').map(Number);`,
+    `if (__major < ${major} || (__major === ${major} && __minor < ${minor})) {`,
     `  process.stderr.write(\`${message}\\n\`);`,
     '  process.exit(2);',
     '}',

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
-import { DIST, MIN_NODE_MAJOR, OUTPUTS, packageVersion } from '#scripts/build-cli.ts';
+import { DIST, MIN_NODE, MIN_NODE_MAJOR, OUTPUTS, packageVersion } from '#scripts/build-cli.ts';
 import { cacheRoot } from '#scripts/services/common.ts';
 import {
   KEYCLOAK_ADMIN_PASSWORD,
@@ -239,7 +239,9 @@ describe('the bundle (dist/sunbird-dataops.mjs)', () => {
     assert.equal(r.stdout, '');
     assert.match(
       r.stderr,
-      new RegExp(`^sunbird-dataops: needs Node\\.js ${MIN_NODE_MAJOR} or newer, this is v${major}\\.`),
+      new RegExp(
+        `^sunbird-dataops: needs Node\\.js ${MIN_NODE.replaceAll('.', '\\.')} or newer, this is v${major}\\.`,
+      ),
     );
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line, no stack trace:\n${r.stderr}`);
   });
