@@ -1,5 +1,5 @@
 /**
- * The deployable stack: `serverless package --stage dev` (osls 3 + serverless-esbuild), run offline
+ * The deployable stack: `serverless package --stage dev` (osls 4 + serverless-esbuild), run offline
  * with no AWS credentials, and the CloudFormation it writes. Packaging takes about a minute, so it runs
  * once per file, and not at all when `.serverless/` is newer than every input.
  */
