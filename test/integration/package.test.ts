@@ -428,6 +428,21 @@ describe('alarms notify an SNS topic of the stack', () => {
     }
   });
 
+  test("the README's runbook says what every alarm means and what to do", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const runbook = readme.slice(readme.indexOf('### Alarms: what they mean and what to do'));
+    const rows = runbook
+      .slice(0, runbook.indexOf('\n### '))
+      .split('\n')
+      .filter((l) => l.startsWith('| `'));
+    const named = rows.flatMap((r) => [...r.split(' | ')[0]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+    for (const a of alarms()) {
+      const suffix = a.AlarmName.slice(PREFIX.length + 1);
+      const generic = suffix.replace(new RegExp(`^(${Object.keys(FUNCTIONS).join('|')})-`), '<function>-');
+      assert.ok(named.includes(suffix) || named.includes(generic), `README explains ${suffix}`);
+    }
+  });
+
   test('every function has an Errors and a Throttles alarm with the stage thresholds and periods', () => {
     const functions = byType('AWS::Lambda::Function');
     assert.equal(functions.length, Object.keys(FUNCTIONS).length);
