@@ -1,20 +1,23 @@
 /**
- * Cold-start cost of each Lambda bundle: bundle size and module-initialisation time (a dynamic
- * `import()` of the bundle in a fresh Node 24 process, median of N), next to a trivial handler bundled
- * the same way in the same run. Bundles are built with the deployed esbuild options
- * (config/esbuild.cjs), twice: with the AWS SDK v3 bundled and with it external (resolved from
- * node_modules at import, as Lambda resolves the runtime's own copy).
+ * `npm run bench -- coldstart [--runs 15] [--only fanout,sync-block] [--sdk bundled]`: start-up cost per function.
  *
- *   node bench/coldstart.ts [--runs 15] [--only fanout,sync-block]
+ * Cold-start cost of each Lambda bundle: bundle, source map and zip size, and module-initialisation
+ * time (a dynamic `import()` of the bundle in a fresh Node 24 process with --enable-source-maps, as
+ * deployed, median of N), next to a trivial handler bundled the same way in the same run. Bundles are
+ * built with the deployed esbuild options (config/esbuild.cjs), with the AWS SDK v3 bundled (as
+ * deployed) and, unless `--sdk bundled`, with it external (resolved from node_modules at import, as
+ * Lambda resolves the runtime's own copy) for comparison.
  *
  * Import time is what Lambda bills as INIT for module code; it excludes the runtime's own start and the
- * download/unzip of the code, which grow with the zip size (shown too).
+ * download/unzip of the code, which grow with the zip size. The zip size is that of the bundle and its
+ * map deflated as `serverless package` zips them (within a few hundred bytes of `.serverless/<fn>.zip`).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { deflateRawSync } from 'node:zlib';
 import { type BuildOptions, build } from 'esbuild';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -44,6 +47,7 @@ export interface Measured {
   sdk: 'bundled' | 'external';
   bytes: number;
   mapBytes: number;
+  zipBytes: number;
   medianMs: number;
   p90Ms: number;
 }
@@ -72,7 +76,19 @@ async function bundle(entry: string, outfile: string, sdk: 'bundled' | 'external
   await build({ ...buildOptions(sdk), entryPoints: [entry], outfile, logLevel: 'error' });
 }
 
-export async function measure(opts: { runs: number; only?: string[] }): Promise<Measured[]> {
+/**
+ * Bundle and map deflated as serverless-esbuild's zip writer (archiver) does — at zlib level 1, which
+ * reproduces its entries' sizes byte for byte — plus the zip headers (~100 bytes per entry).
+ */
+function zippedSize(...files: string[]): number {
+  return files.reduce((n, f) => n + deflateRawSync(readFileSync(f), { level: 1 }).length + 100, 22);
+}
+
+export async function measure(opts: {
+  runs: number;
+  only?: string[];
+  sdks?: Array<'bundled' | 'external'>;
+}): Promise<Measured[]> {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   const trivialEntry = path.join(OUT, 'trivial.ts');
@@ -84,7 +100,7 @@ export async function measure(opts: { runs: number; only?: string[] }): Promise<
     ),
   ];
   const results: Measured[] = [];
-  for (const sdk of ['bundled', 'external'] as const) {
+  for (const sdk of opts.sdks ?? (['bundled', 'external'] as const)) {
     for (const [name, entry] of entries) {
       const outfile = path.join(OUT, sdk, `${name.replace(/\W/g, '')}.mjs`);
       await bundle(entry, outfile, sdk);
@@ -95,6 +111,7 @@ export async function measure(opts: { runs: number; only?: string[] }): Promise<
         sdk,
         bytes: statSync(outfile).size,
         mapBytes: statSync(`${outfile}.map`).size,
+        zipBytes: zippedSize(outfile, `${outfile}.map`),
         medianMs: quantile(times, 0.5),
         p90Ms: quantile(times, 0.9),
       });
@@ -108,27 +125,46 @@ export function table(results: Measured[]): string {
     results.filter((r) => r.name === '(trivial handler)').map((r) => [r.sdk, r.medianMs]),
   );
   const rows = [
-    '| function | AWS SDK | bundle | source map | init median | init p90 | over trivial |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| function | AWS SDK | bundle | source map | zip | init median | init p90 | over trivial |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     rows.push(
-      `| ${r.name} | ${r.sdk} | ${(r.bytes / 1024).toFixed(0)} KB | ${(r.mapBytes / 1024).toFixed(0)} KB | ${r.medianMs.toFixed(1)} ms | ${r.p90Ms.toFixed(1)} ms | ${(r.medianMs - (trivial.get(r.sdk) ?? 0)).toFixed(1)} ms |`,
+      `| ${r.name} | ${r.sdk} | ${(r.bytes / 1024).toFixed(0)} KB | ${(r.mapBytes / 1024).toFixed(0)} KB | ${r.zipBytes.toLocaleString('en')} B | ${r.medianMs.toFixed(1)} ms | ${r.p90Ms.toFixed(1)} ms | ${(r.medianMs - (trivial.get(r.sdk) ?? 0)).toFixed(1)} ms |`,
     );
   }
   return rows.join('\n');
 }
 
-if (import.meta.main) {
+/** Command-line options, or a one-line message saying what is wrong. */
+function options(argv: string[]): { runs: number; only?: string[]; sdks?: Array<'bundled' | 'external'> } {
   const { values } = parseArgs({
-    options: { runs: { type: 'string', default: '15' }, only: { type: 'string' } },
+    args: argv,
+    options: { runs: { type: 'string', default: '15' }, only: { type: 'string' }, sdk: { type: 'string' } },
   });
-  const results = await measure({
-    runs: Number(values.runs),
-    ...(values.only ? { only: values.only.split(',') } : {}),
-  });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1)
+    throw new Error(`--runs must be a whole number ≥ 1, got ${values.runs}`);
+  const only = values.only?.split(',');
+  const unknown = only?.filter((f) => !(FUNCTIONS as readonly string[]).includes(f));
+  if (unknown?.length)
+    throw new Error(`--only: unknown function(s) ${unknown.join(', ')}; known: ${FUNCTIONS.join(', ')}`);
+  if (values.sdk !== undefined && values.sdk !== 'bundled' && values.sdk !== 'external')
+    throw new Error(`--sdk must be bundled or external, got ${values.sdk}`);
+  return { runs, ...(only ? { only } : {}), ...(values.sdk ? { sdks: [values.sdk] } : {}) };
+}
+
+if (import.meta.main) {
+  let opts: ReturnType<typeof options>;
+  try {
+    opts = options(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`coldstart: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const results = await measure(opts);
   process.stdout.write(
-    `Node ${process.version}, ${process.arch}, median of ${values.runs} fresh processes\n\n`,
+    `Node ${process.version}, ${process.arch}, median of ${opts.runs} fresh processes\n\n`,
   );
   process.stdout.write(`${table(results)}\n`);
 }

@@ -11,7 +11,43 @@
  */
 'use strict';
 
+const path = require('node:path');
+
 const sdkExternal = process.env.DATAOPS_SDK === 'external';
+
+/**
+ * Leaves out of the bundles code that a deployed function can never run, so each zip carries only what
+ * its function needs:
+ * - zod's `z.locales` namespace re-exports every translation (~45 of them, ~200 KB minified) although
+ *   only English is used (zod's schemas import `locales/en.js` themselves); the namespace keeps `en`.
+ * - undici's alternative HTTP parser "milo" (SIMD and non-SIMD WebAssembly, ~150 KB) is loaded only when
+ *   UNDICI_USE_MILO is set, which no function does; llhttp, the default parser, stays with its fallback.
+ */
+const leaveOut = {
+  name: 'dataops-leave-out',
+  setup(build) {
+    const inPackage = (args, pkg) =>
+      args.importer.split(path.sep).join('/').includes(`/node_modules/${pkg}/`);
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      inPackage(args, 'zod')
+        ? { path: path.join(args.resolveDir, args.path), namespace: 'dataops-zod-locales' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'dataops-zod-locales' }, (args) => ({
+      contents: "export { default as en } from './en.js';",
+      resolveDir: path.dirname(args.path),
+      loader: 'js',
+    }));
+    build.onResolve({ filter: /^\.\.\/milo\/(no-)?simd\.js$/ }, (args) =>
+      inPackage(args, 'undici') ? { path: args.path, namespace: 'dataops-no-milo' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'dataops-no-milo' }, () => ({
+      contents:
+        "throw new Error('undici milo parser is not bundled: unset UNDICI_USE_MILO (config/esbuild.cjs)');",
+      loader: 'js',
+    }));
+  },
+};
 
 /** @returns {import('esbuild').BuildOptions & Record<string, unknown>} */
 function esbuildOptions() {
@@ -19,6 +55,7 @@ function esbuildOptions() {
     bundle: true,
     minify: true,
     sourcemap: 'linked',
+    sourcesContent: false,
     // Keep the original function names in stack traces without the cost of unminified code.
     keepNames: true,
     treeShaking: true,
@@ -43,6 +80,9 @@ function esbuildOptions() {
         'const __dirname = __dataopsDirname(__filename);',
       ].join(' '),
     },
+    // Licence comments of the bundled packages are in node_modules, not repeated in every zip.
+    legalComments: 'none',
+    plugins: [leaveOut],
     packager: 'npm',
     // Everything is bundled, so the zip needs no node_modules.
     packagerOptions: { noInstall: true },

@@ -454,10 +454,10 @@ export const SETTINGS = {
   'merge.reportBatchItemFailures': {
     env: 'MERGE_REPORT_BATCH_ITEM_FAILURES',
     flag: '--report-batch-item-failures',
-    default: 'false',
+    default: 'true',
     schema: bool,
     description:
-      'Answer an MSK batch with a partial batch response instead of throwing (needs ReportBatchItemFailures on a provisioned-mode event source mapping)',
+      'Answer an MSK batch with a Kafka partial batch response (the stack enables ReportBatchItemFailures on its provisioned-mode mapping); false throws, so Lambda retries the whole batch',
   },
   'aws.region': {
     env: 'AWS_REGION',

@@ -14,6 +14,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
 import { DIST, MIN_NODE, MIN_NODE_MAJOR, OUTPUTS, packageVersion } from '#scripts/build-cli.ts';
+import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { cacheRoot } from '#scripts/services/common.ts';
 import {
   KEYCLOAK_ADMIN_PASSWORD,
@@ -22,11 +23,10 @@ import {
   KEYCLOAK_URL,
 } from '#scripts/services/keycloak.ts';
 import { ensureServices } from '#scripts/services.ts';
-import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin.ts';
+import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { ensureTopics } from '#shared/clients/kafka.ts';
 import { createPgPool } from '#shared/clients/postgres.ts';
-import { seed, seededUserIds } from '#shared/seed/seed.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { createKeycloakRealmFixture } from '#test/helpers/keycloak-fixture.ts';
 import { samplePair, seedPair } from '#test/support/merge-data.ts';
