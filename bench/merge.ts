@@ -8,13 +8,13 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { generatedPair, seedPair } from '#scripts/seed/merge-data.ts';
 import { createCassandraClient } from '#shared/clients/cassandra.ts';
 import { CassandraMergeStore, type MergeTableNames } from '#shared/merge/cassandra-store.ts';
 import { type MergeStore, runMerge } from '#shared/merge/merge.ts';
 import { enrolledCourseIds } from '#shared/merge/rules.ts';
 import type { MergeSnapshot } from '#shared/merge/types.ts';
 import { migrate } from '#shared/schema.ts';
-import { generatedPair, seedPair } from '#test/support/merge-data.ts';
 
 const { values } = parseArgs({
   options: {

@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { request } from 'undici';
+import { sleep } from '#shared/core/time.ts';
 import { type ServiceContext, type ServiceDefinition, ServiceError } from './types.ts';
 import { VERSIONS } from './versions.ts';
 
@@ -41,8 +42,6 @@ export function contextFor(name: string, log: (line: string) => void, root = PRO
     log,
   };
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Ports

@@ -14,6 +14,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
 import { DIST, MIN_NODE, MIN_NODE_MAJOR, OUTPUTS, packageVersion } from '#scripts/build-cli.ts';
+import { samplePair, seedPair } from '#scripts/seed/merge-data.ts';
 import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { cacheRoot } from '#scripts/services/common.ts';
 import {
@@ -29,7 +30,6 @@ import { ensureTopics } from '#shared/clients/kafka.ts';
 import { createPgPool } from '#shared/clients/postgres.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { createKeycloakRealmFixture } from '#test/helpers/keycloak-fixture.ts';
-import { samplePair, seedPair } from '#test/support/merge-data.ts';
 
 const exec = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');

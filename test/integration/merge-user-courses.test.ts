@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { MSKEvent } from 'aws-lambda';
+import { type AccountPairData, samplePair, seedPair } from '#scripts/seed/merge-data.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import {
   createConsumer,
@@ -25,7 +26,6 @@ import { type ProcessDeps, processMergeMessage } from '#shared/merge/process.ts'
 import { kafkaPublisher } from '#shared/merge/runtime.ts';
 import type { Row } from '#shared/merge/types.ts';
 import { migrate } from '#shared/schema.ts';
-import { type AccountPairData, samplePair, seedPair } from '#test/support/merge-data.ts';
 
 const suffix = randomBytes(4).toString('hex');
 const ks = { courses: `merge_${suffix}_courses`, ops: `merge_${suffix}_ops` };

@@ -24,6 +24,7 @@ import { promisify } from 'node:util';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { runOffline } from '#scripts/offline/start.ts';
+import { samplePair, seedPair } from '#scripts/seed/merge-data.ts';
 import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
@@ -39,7 +40,6 @@ import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { type RunSummary, summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
-import { samplePair, seedPair } from '#test/support/merge-data.ts';
 
 const execFileP = promisify(execFile);
 
