@@ -27,6 +27,7 @@ export const handler = middy(
     stage: (name) => runtime.queue(name),
     logger,
     metrics: new EmfMetrics(metrics),
+    reserveMs: cfg['lambda.reserveMs'],
   }),
 )
   .use(injectLambdaContext(logger))

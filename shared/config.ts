@@ -544,6 +544,16 @@ export const SETTINGS = {
     description:
       "With a shared queue: give up (exit 3, resumable) when none of the run's blocks arrived for this long, in ms",
   },
+  'lambda.reserveMs': {
+    env: 'LAMBDA_RESERVE_MS',
+    flag: '--lambda-reserve',
+    default: '60000',
+    schema: int
+      .min(1000, { error: 'expected at least 1000 (ms)' })
+      .max(600_000, { error: 'expected at most 600000 (10 min)' }),
+    description:
+      'Lambda only: a block or scan task is not started with less than this left of the invocation (it returns to its queue unstarted), and a scan checkpoints this long before the timeout, in ms',
+  },
   'log.level': {
     env: 'LOG_LEVEL',
     flag: '--log-level',

@@ -34,6 +34,7 @@ const MIGRATIONS: readonly string[] = [
      realm TEXT, error TEXT, updated_at INTEGER,
      PRIMARY KEY (run_id, range_no, seq, id)
    );`,
+  `CREATE TABLE run_keys (key TEXT PRIMARY KEY, run_id TEXT NOT NULL, started INTEGER NOT NULL DEFAULT 0, claimed_at INTEGER NOT NULL);`,
 ];
 
 /** `$XDG_STATE_HOME/sunbird-dataops`, else `~/.local/state/sunbird-dataops`. */

@@ -12,9 +12,6 @@ import type { Logger } from '#shared/logger.ts';
 import { createScanHandler, syncStarter } from '#shared/sync/handler.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 
-/** Leave this much of the invocation for sending the checkpoint and returning. */
-export const SCAN_SAFETY_MS = 60_000;
-
 export function createFanout(cfg: FlatConfig, logger: Logger, metrics?: Metrics) {
   const rt = new SyncRuntime(cfg);
   const ports = { cfg, ids: () => rt.ids, ledger: () => rt.ledger, logger };
@@ -24,7 +21,7 @@ export function createFanout(cfg: FlatConfig, logger: Logger, metrics?: Metrics)
       ...ports,
       ...queues,
       fetchSize: cfg['scan.fetchSize'],
-      safetyMs: SCAN_SAFETY_MS,
+      reserveMs: cfg['lambda.reserveMs'],
       ...(metrics ? { metrics } : {}),
     }),
     starters: {

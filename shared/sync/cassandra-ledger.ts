@@ -8,6 +8,7 @@
  * redelivered message or a retried invocation rewrites the same row instead of double-counting.
  */
 
+import cassandra from 'cassandra-driver';
 import { type CassandraClient, pagedRows, type Row } from '#shared/clients/cassandra.ts';
 import { ConfigError } from '#shared/config.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
@@ -20,11 +21,12 @@ import type {
   RunLedger,
   RunRecord,
   Stage,
+  StartClaim,
 } from '#shared/sync/ports.ts';
 
 export const BLOCKS_PER_CHUNK = 1000;
 /** The tables a ledger keyspace must hold (the deletion stage's records included). */
-const LEDGER_TABLES = ['runs', 'run_ranges', 'run_blocks', 'run_deletions'];
+const LEDGER_TABLES = ['runs', 'run_ranges', 'run_blocks', 'run_deletions', 'run_keys'];
 /** Ledger rows expire after 90 days unless the operator changes the table's TTL. */
 const TTL_SECONDS = 90 * 24 * 3600;
 const MAX_RESPONSE_CHARS = 4000;
@@ -45,6 +47,9 @@ export function ledgerTables(ks: string): string[] {
       failed_ids list<text>, reason text, attempts int, http_status int, response text, context text,
       updated_at timestamp,
       PRIMARY KEY ((run_id, range_no, chunk), stage, seq)
+    ) WITH default_time_to_live = ${TTL_SECONDS}`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.run_keys (
+      key text PRIMARY KEY, run_id text, started boolean, claimed_at bigint
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
   ];
 }
@@ -124,6 +129,42 @@ export class CassandraRunLedger implements RunLedger {
         info.parentRun ?? null,
         JSON.stringify({ ...info.params, ...(run.next ? { next: run.next } : {}) }),
       ],
+    );
+  }
+
+  async claimStart(key: string, runId: string, now: number, leaseMs: number): Promise<StartClaim> {
+    // Lightweight transactions: of two starts with the same key, exactly one claims (or takes over) it.
+    const serial = { prepare: true, serialConsistency: cassandra.types.consistencies.localSerial };
+    const rs = await this.client.execute(
+      `INSERT INTO ${this.ks}.run_keys (key, run_id, started, claimed_at) VALUES (?, ?, false, ?) IF NOT EXISTS`,
+      [key, runId, cassandra.types.Long.fromNumber(now)],
+      serial,
+    );
+    if (rs.wasApplied()) return { runId, state: 'claimed' };
+    const row = rs.first();
+    const holder = String(row.get('run_id'));
+    if (row.get('started')) return { runId: holder, state: 'started' };
+    const claimedAt = row.get('claimed_at') as cassandra.types.Long;
+    if (claimedAt.toNumber() + leaseMs > now) return { runId: holder, state: 'busy' };
+    const took = await this.client.execute(
+      `UPDATE ${this.ks}.run_keys SET claimed_at = ? WHERE key = ? IF claimed_at = ? AND started = false`,
+      [cassandra.types.Long.fromNumber(now), key, claimedAt],
+      serial,
+    );
+    return { runId: holder, state: took.wasApplied() ? 'claimed' : 'busy' };
+  }
+
+  async markStarted(key: string): Promise<void> {
+    await this.client.execute(`UPDATE ${this.ks}.run_keys SET started = true WHERE key = ?`, [key], {
+      prepare: true,
+    });
+  }
+
+  async releaseStart(key: string): Promise<void> {
+    await this.client.execute(
+      `UPDATE ${this.ks}.run_keys SET claimed_at = 0 WHERE key = ? IF started = false`,
+      [key],
+      { prepare: true, serialConsistency: cassandra.types.consistencies.localSerial },
     );
   }
 

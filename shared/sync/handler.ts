@@ -31,15 +31,54 @@ export function parseSqsEvent(event: unknown): SQSEvent {
   return parsed.data as SQSEvent;
 }
 
-/** Runs `record` for each SQS record, in order, and reports the ones that threw. */
-export function sqsBatchHandler(record: (rec: SQSRecord, context: Context) => Promise<void>): SqsHandler {
+export interface BatchBudget {
+  /**
+   * A record is not started when the invocation has less than this left (ms): it comes back as a batch
+   * item failure, untouched, instead of being cut off half-way by the function's timeout.
+   */
+  reserveMs: number;
+  logger: Logger;
+}
+
+/** Time left in an invocation (a context without a clock — a hand-made one — has all the time it needs). */
+export function remainingMs(context: Context): number {
+  return typeof context?.getRemainingTimeInMillis === 'function'
+    ? context.getRemainingTimeInMillis()
+    : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Runs `record` for each SQS record, in order, and reports the ones that threw; with a budget, the records
+ * left when the invocation runs short of time are reported without being started.
+ */
+export function sqsBatchHandler(
+  record: (rec: SQSRecord, context: Context) => Promise<void>,
+  budget?: BatchBudget,
+): SqsHandler {
   const processor = new BatchProcessor(EventType.SQS);
-  return async (event, context) =>
-    processPartialResponse(parseSqsEvent(event), (rec: SQSRecord) => record(rec, context), processor, {
-      context,
-      throwOnFullBatchFailure: false,
-      processInParallel: false,
-    });
+  return async (event, context) => {
+    let givenBack = 0;
+    const res = await processPartialResponse(
+      parseSqsEvent(event),
+      async (rec: SQSRecord) => {
+        if (budget && remainingMs(context) < budget.reserveMs) {
+          givenBack++;
+          throw new Error(
+            'not started: the invocation is about to time out; the message returns to the queue',
+          );
+        }
+        await record(rec, context);
+      },
+      processor,
+      { context, throwOnFullBatchFailure: false, processInParallel: false },
+    );
+    if (budget && givenBack > 0)
+      budget.logger.warn('invocation near its timeout: records given back unstarted', {
+        givenBack,
+        reserveMs: budget.reserveMs,
+      });
+    return res;
+  };
 }
 
 /** Parses a record's message; a malformed one is logged and rethrown (it goes on to the DLQ). */
@@ -67,32 +106,42 @@ export interface SyncBlockHandlerDeps {
   metrics?: Metrics;
   /** Spacing of calls within this container (the run's sleep time). */
   pacer?: Pacer;
+  /** No block is started with less than this left of the invocation (ms); the rest come back unstarted. */
+  reserveMs?: number;
+}
+
+/** The batch budget of a handler given `reserveMs` (none without). */
+export function budgetOf(reserveMs: number | undefined, logger: Logger): BatchBudget | undefined {
+  return reserveMs === undefined ? undefined : { reserveMs, logger };
 }
 
 export function createSyncBlockHandler(deps: SyncBlockHandlerDeps): SqsHandler {
   const pacer = deps.pacer ?? new FixedPacer();
   const metrics = deps.metrics ?? noMetrics;
-  return sqsBatchHandler(async (rec) => {
-    const block = recordMessage((b) => parseMessage(blockSchema, b), rec, deps.logger);
-    await withLogKeys(
-      deps.logger,
-      { runId: block.run.runId, block: `${block.rangeNo}/${block.seq}` },
-      async () => {
-        await pacer.before(block.run);
-        const { outcome, retryable } = await processBlock(block, {
-          syncApi: deps.syncApi(),
-          ledger: deps.ledger(),
-          stage: deps.stage,
-        });
-        pacer.after(block.run);
-        metrics.count(SYNC_METRIC.idsSynced, outcome.ids.length - outcome.failedIds.length);
-        metrics.count(SYNC_METRIC.idsFailed, outcome.failedIds.length);
-        if (outcome.status === 'failed') metrics.count(SYNC_METRIC.blocksFailed);
-        deps.logger.info('block done', { status: outcome.status, failed: outcome.failedIds.length });
-        if (retryable) throw new Error(`block ${block.rangeNo}/${block.seq} failed: ${outcome.reason}`);
-      },
-    );
-  });
+  return sqsBatchHandler(
+    async (rec) => {
+      const block = recordMessage((b) => parseMessage(blockSchema, b), rec, deps.logger);
+      await withLogKeys(
+        deps.logger,
+        { runId: block.run.runId, block: `${block.rangeNo}/${block.seq}` },
+        async () => {
+          await pacer.before(block.run);
+          const { outcome, retryable } = await processBlock(block, {
+            syncApi: deps.syncApi(),
+            ledger: deps.ledger(),
+            stage: deps.stage,
+          });
+          pacer.after(block.run);
+          metrics.count(SYNC_METRIC.idsSynced, outcome.ids.length - outcome.failedIds.length);
+          metrics.count(SYNC_METRIC.idsFailed, outcome.failedIds.length);
+          if (outcome.status === 'failed') metrics.count(SYNC_METRIC.blocksFailed);
+          deps.logger.info('block done', { status: outcome.status, failed: outcome.failedIds.length });
+          if (retryable) throw new Error(`block ${block.rangeNo}/${block.seq} failed: ${outcome.reason}`);
+        },
+      );
+    },
+    budgetOf(deps.reserveMs, deps.logger),
+  );
 }
 
 export const SCAN_METRIC = { tasksDone: 'scan-tasks-done', idsEnumerated: 'ids-enumerated' } as const;
@@ -103,35 +152,41 @@ export interface ScanHandlerDeps {
   scanQueue: () => MessageQueue;
   syncQueue: () => MessageQueue;
   fetchSize: number;
-  /** Leave this much of the invocation for sending the checkpoint and returning. */
-  safetyMs: number;
+  /**
+   * Leave this much of the invocation for sending the checkpoint and returning; a task is not started
+   * with less than this left.
+   */
+  reserveMs: number;
   logger: Logger;
   metrics?: Metrics;
 }
 
 export function createScanHandler(deps: ScanHandlerDeps): SqsHandler {
   const metrics = deps.metrics ?? noMetrics;
-  return sqsBatchHandler(async (rec, context) => {
-    const task = recordMessage((b) => parseMessage(scanTaskSchema, b), rec, deps.logger);
-    await withLogKeys(deps.logger, { runId: task.run.runId, range: task.rangeNo }, async () => {
-      const deadline = Date.now() + context.getRemainingTimeInMillis() - deps.safetyMs;
-      const result = await scanRange(task, {
-        ids: deps.ids(),
-        queue: deps.syncQueue(),
-        ledger: deps.ledger(),
-        shouldStop: () => Date.now() >= deadline,
-        fetchSize: deps.fetchSize,
+  return sqsBatchHandler(
+    async (rec, context) => {
+      const task = recordMessage((b) => parseMessage(scanTaskSchema, b), rec, deps.logger);
+      await withLogKeys(deps.logger, { runId: task.run.runId, range: task.rangeNo }, async () => {
+        const deadline = Date.now() + remainingMs(context) - deps.reserveMs;
+        const result = await scanRange(task, {
+          ids: deps.ids(),
+          queue: deps.syncQueue(),
+          ledger: deps.ledger(),
+          shouldStop: () => Date.now() >= deadline,
+          fetchSize: deps.fetchSize,
+        });
+        metrics.count(SCAN_METRIC.idsEnumerated, result.ids - (task.checkpoint?.idsSoFar ?? 0));
+        if (!result.done) {
+          await deps.scanQueue().send([JSON.stringify(result.continuation)]);
+          deps.logger.info('scan checkpointed', { ids: result.ids });
+        } else {
+          metrics.count(SCAN_METRIC.tasksDone);
+          deps.logger.info('range scanned', { ids: result.ids, blocks: result.blocks });
+        }
       });
-      metrics.count(SCAN_METRIC.idsEnumerated, result.ids - (task.checkpoint?.idsSoFar ?? 0));
-      if (!result.done) {
-        await deps.scanQueue().send([JSON.stringify(result.continuation)]);
-        deps.logger.info('scan checkpointed', { ids: result.ids });
-      } else {
-        metrics.count(SCAN_METRIC.tasksDone);
-        deps.logger.info('range scanned', { ids: result.ids, blocks: result.blocks });
-      }
-    });
-  });
+    },
+    budgetOf(deps.reserveMs, deps.logger),
+  );
 }
 
 export interface SyncStartDeps {
@@ -144,13 +199,33 @@ export interface SyncStartDeps {
 
 /** Starts a sync run from a start payload: a full scan of the table, or the given ids. */
 export function syncStarter(deps: SyncStartDeps) {
-  return (payload: RunOverrides & { ids?: string[] | undefined }): Promise<StartedRun> =>
+  return (
+    payload: RunOverrides & { ids?: string[] | undefined; idempotencyKey?: string | undefined },
+    context?: Pick<Context, 'awsRequestId'>,
+  ): Promise<StartedRun> =>
     startRun(
-      syncRequest(deps.cfg, {
-        source: payload.ids ? 'lambda: ids' : 'lambda: full scan',
-        ids: payload.ids,
-        over: payload,
-      }),
+      {
+        ...syncRequest(deps.cfg, {
+          source: payload.ids ? 'lambda: ids' : 'lambda: full scan',
+          ids: payload.ids,
+          over: payload,
+        }),
+        ...startKey(payload, context),
+      },
       { ids: deps.ids(), ledger: deps.ledger(), scanQueue: deps.scanQueue(), blockQueue: deps.syncQueue() },
     );
+}
+
+/**
+ * The idempotency key of a start: the payload's own key (a schedule's event id), else its run id, else the
+ * invocation's request id (which Lambda keeps when it retries an asynchronous invocation).
+ */
+export function startKey(
+  payload: { idempotencyKey?: string | undefined; runId?: string | undefined },
+  context?: Pick<Context, 'awsRequestId'>,
+): { idempotencyKey?: string } {
+  if (payload.idempotencyKey) return { idempotencyKey: `key:${payload.idempotencyKey}` };
+  if (payload.runId) return { idempotencyKey: `run:${payload.runId}` };
+  if (context?.awsRequestId) return { idempotencyKey: `request:${context.awsRequestId}` };
+  return {};
 }

@@ -15,6 +15,7 @@ import type {
   RunLedger,
   RunRecord,
   Stage,
+  StartClaim,
   SyncApi,
   SyncCallResult,
   SyncOptions,
@@ -102,6 +103,30 @@ export class MemoryRunLedger implements RunLedger {
 
   async getRun(runId: string): Promise<RunRecord | null> {
     return this.runs.get(runId) ?? null;
+  }
+
+  readonly #keys = new Map<string, { runId: string; started: boolean; claimedAt: number }>();
+
+  async claimStart(key: string, runId: string, now: number, leaseMs: number): Promise<StartClaim> {
+    const claim = this.#keys.get(key);
+    if (!claim) {
+      this.#keys.set(key, { runId, started: false, claimedAt: now });
+      return { runId, state: 'claimed' };
+    }
+    if (claim.started) return { runId: claim.runId, state: 'started' };
+    if (claim.claimedAt + leaseMs > now) return { runId: claim.runId, state: 'busy' };
+    claim.claimedAt = now;
+    return { runId: claim.runId, state: 'claimed' };
+  }
+
+  async markStarted(key: string): Promise<void> {
+    const claim = this.#keys.get(key);
+    if (claim) claim.started = true;
+  }
+
+  async releaseStart(key: string): Promise<void> {
+    const claim = this.#keys.get(key);
+    if (claim) claim.claimedAt = 0;
   }
 
   async annotate(runId: string, params: Record<string, unknown>): Promise<void> {

@@ -145,11 +145,29 @@ export interface BlockOutcome {
  * upserts keyed by stable identities (run; run + range; run + range + stage + seq), so a redelivered
  * message rewrites the same record instead of double-counting.
  */
+export interface StartClaim {
+  runId: string;
+  state: 'claimed' | 'started' | 'busy';
+}
+
 export interface RunLedger {
   /** Checks the ledger's storage is there (a clear bad-input error says how to create it when not). */
   ready(): Promise<void>;
   createRun(run: RunSettings, info: RunInfo): Promise<void>;
   getRun(runId: string): Promise<RunRecord | null>;
+  /**
+   * Claims the idempotency key of a run start, atomically (a conditional insert or update):
+   * - `claimed`: this call holds the key now — a new claim (`runId` is the one given), or the take-over of
+   *   a claim released by a failed start or older than `leaseMs` (its start died; `runId` is that start's);
+   * - `started`: the start holding the key completed; `runId` is its run;
+   * - `busy`: another start holds the key and may still be running.
+   * A start redelivered with the same key (an EventBridge or Lambda retry) so never starts a second run.
+   */
+  claimStart(key: string, runId: string, now: number, leaseMs: number): Promise<StartClaim>;
+  /** The start holding `key` completed (its tasks or blocks are all enqueued). */
+  markStarted(key: string): Promise<void>;
+  /** The start holding `key` failed: the next start with the key takes over its run at once. */
+  releaseStart(key: string): Promise<void>;
   /** Merges `params` into a run's recorded parameters (e.g. the settings a resume applied). */
   annotate(runId: string, params: Record<string, unknown>): Promise<void>;
   /** Recent runs, newest first. */

@@ -15,6 +15,7 @@ import type {
   RunLedger,
   RunRecord,
   Stage,
+  StartClaim,
 } from '#shared/sync/ports.ts';
 
 type SqlRow = Record<string, unknown>;
@@ -83,6 +84,11 @@ export class SqliteRunLedger implements RunLedger {
       ),
       blocks: db.prepare('SELECT * FROM run_blocks WHERE run_id = ? AND stage = ? ORDER BY range_no, seq'),
       params: db.prepare('UPDATE runs SET params = ? WHERE run_id = ?'),
+      claim: db.prepare('INSERT OR IGNORE INTO run_keys (key, run_id, claimed_at) VALUES (?, ?, ?)'),
+      claimed: db.prepare('SELECT run_id, started, claimed_at FROM run_keys WHERE key = ?'),
+      takeOver: db.prepare('UPDATE run_keys SET claimed_at = ? WHERE key = ? AND claimed_at = ?'),
+      started: db.prepare('UPDATE run_keys SET started = 1 WHERE key = ?'),
+      release: db.prepare('UPDATE run_keys SET claimed_at = 0 WHERE key = ? AND started = 0'),
     };
   }
 
@@ -113,6 +119,23 @@ export class SqliteRunLedger implements RunLedger {
 
   async recentRuns(limit: number): Promise<RunRecord[]> {
     return (this.#stmt.recent!.all(limit) as SqlRow[]).map(toRunRecord);
+  }
+
+  async claimStart(key: string, runId: string, now: number, leaseMs: number): Promise<StartClaim> {
+    if (this.#stmt.claim!.run(key, runId, now).changes === 1) return { runId, state: 'claimed' };
+    const r = this.#stmt.claimed!.get(key) as { run_id: string; started: number; claimed_at: number };
+    if (r.started === 1) return { runId: r.run_id, state: 'started' };
+    if (r.claimed_at + leaseMs > now) return { runId: r.run_id, state: 'busy' };
+    const took = this.#stmt.takeOver!.run(now, key, r.claimed_at).changes === 1;
+    return { runId: r.run_id, state: took ? 'claimed' : 'busy' };
+  }
+
+  async markStarted(key: string): Promise<void> {
+    this.#stmt.started!.run(key);
+  }
+
+  async releaseStart(key: string): Promise<void> {
+    this.#stmt.release!.run(key);
   }
 
   async annotate(runId: string, params: Record<string, unknown>): Promise<void> {

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { parseStartPayload } from '#shared/fanout/payload.ts';
 import { METRIC } from '#shared/merge/process.ts';
 import { checkTemplate } from '#test/support/cfn-spec.ts';
 
@@ -283,20 +284,24 @@ describe('serverless package --stage dev', () => {
     assert.equal(lambda('fanout')[1].Properties.RecursiveLoop, 'Allow');
   });
 
-  test('full user and organisation resync schedules deliver a start payload, disabled in dev', () => {
+  test('full user and organisation resync schedules deliver a start payload keyed by the event id, disabled in dev', () => {
     const [fanoutId] = lambda('fanout');
     const rules = byType('AWS::Events::Rule').map(([, r]) => r.Properties);
+    const eventId = '7bf73129-1428-4cd3-a780-95db273d1602';
     const inputs = rules.map((r) => {
-      const target = (r.Targets as { Arn: unknown; Input: string }[])[0]!;
+      const target = (r.Targets as { Arn: unknown; InputTransformer: Record<string, unknown> }[])[0]!;
       assert.equal(getAtt(target.Arn), fanoutId);
       assert.equal(r.State, 'DISABLED');
-      return JSON.parse(target.Input);
+      const t = target.InputTransformer as { InputPathsMap: Record<string, string>; InputTemplate: string };
+      assert.deepEqual(t.InputPathsMap, { eventId: '$.id' });
+      // EventBridge puts the JSON value of each path where its <name> stands; the result is the payload.
+      return parseStartPayload(JSON.parse(t.InputTemplate.replace('<eventId>', JSON.stringify(eventId))));
     });
     assert.deepEqual(
       inputs.sort((a, b) => a.objectType.localeCompare(b.objectType)),
       [
-        { job: 'sync', objectType: 'organisation', dryRun: true },
-        { job: 'sync', objectType: 'user', dryRun: true },
+        { job: 'sync', objectType: 'organisation', dryRun: true, idempotencyKey: eventId },
+        { job: 'sync', objectType: 'user', dryRun: true, idempotencyKey: eventId },
       ],
     );
   });

@@ -15,7 +15,7 @@ import { FakeSyncApi, MemoryIdSource, MemoryRunLedger } from '#shared/sync/memor
 import type { RunSettings } from '#shared/sync/messages.ts';
 import type { BlockOutcome, RunLedger } from '#shared/sync/ports.ts';
 import { planResume } from '#shared/sync/resume.ts';
-import type { StartRunRequest } from '#shared/sync/run.ts';
+import { type StartRunRequest, startRun } from '#shared/sync/run.ts';
 import { SqliteRunLedger } from '#shared/sync/sqlite-ledger.ts';
 import { summarise } from '#shared/sync/summary.ts';
 
@@ -162,8 +162,80 @@ for (const [name, make] of ledgers) {
       const s = await summarise(l, 'r1');
       assert.deepEqual([s?.complete, s?.blocksPending, s?.blocks.pending, s?.idsSucceeded], [false, 1, 1, 3]);
     });
+
+    test('a start key is claimed once: later claims get the holder’s run, busy within the lease, taken over past it or once released', async () => {
+      const l = make();
+      const lease = 1000;
+      assert.deepEqual(await l.claimStart('evt-1', 'run-a', 10_000, lease), {
+        runId: 'run-a',
+        state: 'claimed',
+      });
+      assert.deepEqual(await l.claimStart('evt-1', 'run-b', 10_500, lease), {
+        runId: 'run-a',
+        state: 'busy',
+      });
+      assert.deepEqual(await l.claimStart('evt-1', 'run-b', 11_001, lease), {
+        runId: 'run-a',
+        state: 'claimed',
+      });
+      assert.deepEqual(await l.claimStart('evt-1', 'run-c', 11_002, lease), {
+        runId: 'run-a',
+        state: 'busy',
+      });
+      await l.releaseStart('evt-1');
+      assert.deepEqual(await l.claimStart('evt-1', 'run-c', 11_003, lease), {
+        runId: 'run-a',
+        state: 'claimed',
+      });
+      await l.markStarted('evt-1');
+      await l.releaseStart('evt-1');
+      assert.deepEqual(await l.claimStart('evt-1', 'run-d', 99_999, lease), {
+        runId: 'run-a',
+        state: 'started',
+      });
+      assert.deepEqual(await l.claimStart('evt-2', 'run-e', 11_004, lease), {
+        runId: 'run-e',
+        state: 'claimed',
+      });
+    });
   });
 }
+
+describe('idempotent starts', () => {
+  for (const [name, make] of ledgers) {
+    test(`${name}: a start repeated with its key starts nothing and returns the first run; another key starts another run`, async () => {
+      const ledger = make();
+      const blockQueue = new MemoryQueue();
+      const deps = { ids: new MemoryIdSource({}), ledger, scanQueue: new MemoryQueue(), blockQueue };
+      const req = request({ ids: ids(25), idempotencyKey: 'key:evt-1' });
+      const first = await startRun(req, deps);
+      const again = await startRun(req, deps);
+      assert.equal(first.duplicate, undefined);
+      assert.deepEqual([again.duplicate, again.runId, again.blocks], ['started', first.runId, 0]);
+      assert.equal(blockQueue.size, 3);
+      const other = await startRun({ ...req, idempotencyKey: 'key:evt-2' }, deps);
+      assert.notEqual(other.runId, first.runId);
+      assert.equal(blockQueue.size, 6);
+      assert.equal((await ledger.recentRuns(10)).length, 2);
+    });
+  }
+
+  test('a start that failed is completed by the repeat, under the same run id; one still running is left alone', async () => {
+    const ledger = new MemoryRunLedger();
+    const blockQueue = new MemoryQueue();
+    const deps = { ids: new MemoryIdSource({}), ledger, scanQueue: new MemoryQueue(), blockQueue };
+    const req = request({ ids: ids(5), idempotencyKey: 'key:evt-1' });
+    const failing = { ...deps, blockQueue: { send: async () => Promise.reject(new Error('queue down')) } };
+    await assert.rejects(startRun(req, failing as never), /queue down/);
+    const [first] = await ledger.recentRuns(1);
+    const started = await startRun(req, deps);
+    assert.deepEqual([started.runId, started.duplicate, started.blocks], [first!.runId, undefined, 1]);
+
+    await ledger.claimStart('key:evt-2', 'sync-user-elsewhere', Date.now(), 60_000);
+    const busy = await startRun({ ...req, idempotencyKey: 'key:evt-2' }, deps);
+    assert.deepEqual([busy.runId, busy.duplicate, blockQueue.size], ['sync-user-elsewhere', 'busy', 1]);
+  });
+});
 
 function request(over: Partial<StartRunRequest> = {}): StartRunRequest {
   return {
