@@ -4,13 +4,19 @@
  *
  * - ESM output (`.mjs`): Node 24 on Lambda loads ES modules natively, and top-level code runs once per
  *   container. CommonJS dependencies (cassandra-driver, pg) still call `require` for Node built-ins,
- *   which an ES module lacks, hence the `createRequire` banner (also `__filename`/`__dirname`, which
- *   some CJS code reads).
+ *   which an ES module lacks, hence the `require` the banner makes (also `__filename`/`__dirname`, which
+ *   some CJS code reads); it takes Node's own modules through `process.getBuiltinModule`, with no
+ *   `import` of its own.
+ * - Start-up time is the measure (`npm run bench -- coldstart`; issue 15: ≤ 150 ms of module
+ *   initialisation over a trivial handler): the plugins below keep out of a start-up what its function
+ *   does not run there, each saying why that is safe.
  * - The AWS SDK v3 is bundled, not taken from the runtime: measured with `node bench/coldstart.ts`
  *   (numbers and decision in serverless.yml, "Packaging"); the bench builds both variants itself.
  */
 'use strict';
 
+const { isBuiltin } = require('node:module');
+const fs = require('node:fs/promises');
 const path = require('node:path');
 
 const sdkExternal = process.env.DATAOPS_SDK === 'external';
@@ -49,15 +55,145 @@ const leaveOut = {
   },
 };
 
+/**
+ * Node built-ins through the banner's CommonJS `require` instead of ES `import`: Node builds an ES
+ * module facade for an imported built-in by reading every one of its exports, which runs the lazy
+ * getters — `node:http`'s loads Node's internal copy of undici (~35 ms), `node:fs`'s its streams. The
+ * CommonJS route returns the built-in's object as it is.
+ */
+const builtinsByRequire = {
+  name: 'dataops-builtins-by-require',
+  setup(build) {
+    build.onResolve({ filter: /^[a-z:_/]+$/ }, (args) => {
+      if (!isBuiltin(args.path)) return undefined;
+      if (args.namespace === 'dataops-builtin') return { path: args.path, external: true };
+      return { path: args.path, namespace: 'dataops-builtin' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'dataops-builtin' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * Packages whose modules only define things: a module none of whose exports is used can be dropped whole.
+ * @platformatic/kafka declares no `sideEffects`, so its admin and consumer modules, which compile JSON
+ * schemas with Ajv at load (~250 ms), stayed in a bundle that only uses the Producer.
+ */
+const SIDE_EFFECT_FREE = ['@platformatic/kafka'];
+const sideEffectFree = {
+  name: 'dataops-side-effect-free',
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData === 'dataops-side-effect-free') return undefined;
+      const importer = args.importer.split(path.sep).join('/');
+      const pkg = SIDE_EFFECT_FREE.find(
+        (p) => args.path === p || args.path.startsWith(`${p}/`) || importer.includes(`/node_modules/${p}/`),
+      );
+      if (!pkg || isBuiltin(args.path)) return undefined;
+      const resolved = await build.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: 'dataops-side-effect-free',
+      });
+      if (resolved.errors.length > 0 || resolved.external) return undefined;
+      if (!resolved.path.split(path.sep).join('/').includes(`/node_modules/${pkg}/`)) return undefined;
+      return { ...resolved, sideEffects: false };
+    });
+  },
+};
+
+/**
+ * @platformatic/kafka compiles a JSON-schema validator (Ajv) for every client option set when its
+ * modules load — the producer's and the base client's alone cost ~80 ms of a cold start — although it
+ * calls them only with `strict: true` (default false; ours never set it), and the consumer only for
+ * its group options. Each `ajv.compile(schema)` in the clients' `options.js` becomes a validator that
+ * compiles on its first call and then behaves as Ajv's (returns the result, carries `errors`).
+ */
+const LAZY_VALIDATOR = `function __dataopsLazyValidator(ajv, schema) {
+  let compiled;
+  const validate = (data) => {
+    compiled ??= ajv.compile(schema);
+    const valid = compiled(data);
+    validate.errors = compiled.errors;
+    return valid;
+  };
+  validate.errors = null;
+  return validate;
+}
+`;
+const kafkaLazyValidators = {
+  name: 'dataops-kafka-lazy-validators',
+  setup(build) {
+    build.onLoad(
+      { filter: /[\\/]@platformatic[\\/]kafka[\\/]dist[\\/]clients[\\/]\w+[\\/]options\.js$/ },
+      async (args) => {
+        const source = await fs.readFile(args.path, 'utf8');
+        const contents = source.replaceAll('ajv.compile(', '__dataopsLazyValidator(ajv, ');
+        const warnings =
+          contents === source && source.includes('ajv')
+            ? [
+                {
+                  text: `no ajv.compile( left to defer in ${args.path}: check config/esbuild.cjs against this version`,
+                },
+              ]
+            : [];
+        return { contents: `${contents}\n${LAZY_VALIDATOR}`, loader: 'js', warnings };
+      },
+    );
+  },
+};
+
+/**
+ * undici's index loads every part of the package at once: all dispatchers (proxy, SOCKS, HTTP/2-only,
+ * mock, snapshot), fetch, WebSocket, EventSource, the caches and their SQLite store — ~570 KB that a
+ * function would parse and run at every cold start. The functions use `Pool` with the `retry`
+ * interceptor (the Sync API client) and `Agent` (the Keycloak Admin API), so in a bundle `undici` is
+ * the module below: those parts, from the package's own files, with the request API mixed into
+ * `Dispatcher` as undici's index does. Importing anything else from `undici` fails the build.
+ */
+const UNDICI_PARTS = `
+import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
+import api from 'undici/lib/api/index.js';
+import Agent from 'undici/lib/dispatcher/agent.js';
+import Pool from 'undici/lib/dispatcher/pool.js';
+import retry from 'undici/lib/interceptor/retry.js';
+import errors from 'undici/lib/core/errors.js';
+Object.assign(Dispatcher.prototype, api);
+export const interceptors = { retry };
+export { Agent, Dispatcher, errors, Pool };
+`;
+const undiciParts = {
+  name: 'dataops-undici-parts',
+  setup(build) {
+    build.onResolve({ filter: /^undici$/ }, (args) =>
+      args.importer.split(path.sep).join('/').includes('/node_modules/')
+        ? undefined
+        : { path: 'undici', namespace: 'dataops-undici' },
+    );
+    build.onLoad({ filter: /.*/, namespace: 'dataops-undici' }, () => ({
+      contents: UNDICI_PARTS,
+      resolveDir: path.resolve(__dirname, '..'),
+      loader: 'js',
+    }));
+  },
+};
+
 /** @returns {import('esbuild').BuildOptions & Record<string, unknown>} */
 function esbuildOptions() {
   return {
     bundle: true,
-    minify: true,
+    // Whitespace and syntax are minified, identifiers are not: the original names stay (stack traces,
+    // `constructor.name`, which some packages read) without keepNames' call per function and class, and
+    // such a bundle starts ~20 ms faster than one with short names (measured, bench/coldstart.ts).
+    minifyWhitespace: true,
+    minifySyntax: true,
+    minifyIdentifiers: false,
+    keepNames: false,
     sourcemap: 'linked',
     sourcesContent: false,
-    // Keep the original function names in stack traces without the cost of unminified code.
-    keepNames: true,
     treeShaking: true,
     format: 'esm',
     platform: 'node',
@@ -72,17 +208,14 @@ function esbuildOptions() {
     exclude: sdkExternal ? ['@aws-sdk/*'] : [],
     banner: {
       js: [
-        "import { createRequire as __dataopsCreateRequire } from 'node:module';",
-        "import { fileURLToPath as __dataopsFileURLToPath } from 'node:url';",
-        "import { dirname as __dataopsDirname } from 'node:path';",
-        'const require = __dataopsCreateRequire(import.meta.url);',
-        'const __filename = __dataopsFileURLToPath(import.meta.url);',
-        'const __dirname = __dataopsDirname(__filename);',
+        "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);",
+        "const __filename = process.getBuiltinModule('node:url').fileURLToPath(import.meta.url);",
+        "const __dirname = process.getBuiltinModule('node:path').dirname(__filename);",
       ].join(' '),
     },
     // Licence comments of the bundled packages are in node_modules, not repeated in every zip.
     legalComments: 'none',
-    plugins: [leaveOut],
+    plugins: [leaveOut, builtinsByRequire, sideEffectFree, kafkaLazyValidators, undiciParts],
     packager: 'npm',
     // Everything is bundled, so the zip needs no node_modules.
     packagerOptions: { noInstall: true },
