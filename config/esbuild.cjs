@@ -10,6 +10,8 @@
  * - Start-up time is the measure (`npm run bench -- coldstart`; issue 15: ≤ 150 ms of module
  *   initialisation over a trivial handler): the plugins below keep out of a start-up what its function
  *   does not run there, each saying why that is safe.
+ * - Split (`splitting`): what a function needs only on some paths is imported with `import()` in the
+ *   sources and lands in chunks of its own, which a start-up neither reads nor parses.
  * - The AWS SDK v3 is bundled, not taken from the runtime: measured with `node bench/coldstart.ts`
  *   (numbers and decision in serverless.yml, "Packaging"); the bench builds both variants itself.
  */
@@ -181,6 +183,23 @@ const undiciParts = {
   },
 };
 
+/**
+ * Code a function needs only sometimes (the SSM client when a secret is configured, PostgreSQL for a
+ * deletion start, the MSK IAM signer) is imported with `import()` and split into chunks of its own, so a
+ * cold start neither parses nor runs it. A chunk is named after its function (`fanout.chunk-<hash>.mjs`
+ * beside `fanout.mjs`): serverless-esbuild leaves files named `<other function>.*` out of a function's
+ * zip, so each zip carries its own chunks only.
+ */
+const chunksBesideEntry = {
+  name: 'dataops-chunks-beside-entry',
+  setup(build) {
+    const entries = build.initialOptions.entryPoints;
+    const [entry] = Array.isArray(entries) ? entries : Object.values(entries ?? {});
+    const file = typeof entry === 'string' ? entry : entry?.in;
+    if (file) build.initialOptions.chunkNames = `${path.basename(file, path.extname(file))}.[name]-[hash]`;
+  },
+};
+
 /** @returns {import('esbuild').BuildOptions & Record<string, unknown>} */
 function esbuildOptions() {
   return {
@@ -196,6 +215,7 @@ function esbuildOptions() {
     sourcesContent: false,
     treeShaking: true,
     format: 'esm',
+    splitting: true,
     platform: 'node',
     target: 'node24',
     outputFileExtension: '.mjs',
@@ -215,7 +235,14 @@ function esbuildOptions() {
     },
     // Licence comments of the bundled packages are in node_modules, not repeated in every zip.
     legalComments: 'none',
-    plugins: [leaveOut, builtinsByRequire, sideEffectFree, kafkaLazyValidators, undiciParts],
+    plugins: [
+      leaveOut,
+      builtinsByRequire,
+      sideEffectFree,
+      kafkaLazyValidators,
+      undiciParts,
+      chunksBesideEntry,
+    ],
     packager: 'npm',
     // Everything is bundled, so the zip needs no node_modules.
     packagerOptions: { noInstall: true },
