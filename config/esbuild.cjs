@@ -30,6 +30,8 @@ const sdkExternal = process.env.DATAOPS_SDK === 'external';
  *   only English is used (zod's schemas import `locales/en.js` themselves); the namespace keeps `en`.
  * - undici's alternative HTTP parser "milo" (SIMD and non-SIMD WebAssembly, ~150 KB) is loaded only when
  *   UNDICI_USE_MILO is set, which no function does; llhttp, the default parser, stays with its fallback.
+ * - cassandra-driver uses adm-zip (~55 KB, loaded with the driver) only to read an Astra "secure connect
+ *   bundle" (the `cloud` client option), which no function uses.
  */
 const leaveOut = {
   name: 'dataops-leave-out',
@@ -44,6 +46,14 @@ const leaveOut = {
     build.onLoad({ filter: /.*/, namespace: 'dataops-zod-locales' }, (args) => ({
       contents: "export { default as en } from './en.js';",
       resolveDir: path.dirname(args.path),
+      loader: 'js',
+    }));
+    build.onResolve({ filter: /^adm-zip$/ }, (args) =>
+      inPackage(args, 'cassandra-driver') ? { path: args.path, namespace: 'dataops-no-adm-zip' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'dataops-no-adm-zip' }, () => ({
+      contents:
+        "module.exports = function AdmZip() { throw new Error('adm-zip is not bundled: the cassandra-driver cloud option (Astra secure connect bundle) is not supported (config/esbuild.cjs)'); };",
       loader: 'js',
     }));
     build.onResolve({ filter: /^\.\.\/milo\/(no-)?simd\.js$/ }, (args) =>
@@ -108,13 +118,21 @@ const sideEffectFree = {
 };
 
 /**
- * @platformatic/kafka compiles a JSON-schema validator (Ajv) for every client option set when its
- * modules load — the producer's and the base client's alone cost ~80 ms of a cold start — although it
- * calls them only with `strict: true` (default false; ours never set it), and the consumer only for
- * its group options. Each `ajv.compile(schema)` in the clients' `options.js` becomes a validator that
- * compiles on its first call and then behaves as Ajv's (returns the result, carries `errors`).
+ * @platformatic/kafka sets up Ajv (JSON-schema validation) when its modules load, and compiles a
+ * validator for every client's option set — the producer's and the base client's alone cost ~80 ms of a
+ * cold start — although a client calls them only with `strict: true` (default false; ours never set
+ * it), except the consumer's group options. So in the bundles:
+ * - each `ajv.compile(schema)` of the clients' `options.js` is a validator that compiles on its first
+ *   call and then behaves as Ajv's (returns the result, carries `errors`);
+ * - `ajv` (utils.js) is a stand-in with the three methods the package calls on it: `addKeyword` keeps
+ *   the keyword definitions until Ajv is needed, `compile` and `errorsText` create Ajv (the same
+ *   options, the same keywords) on first use, so Ajv's own code is not even run at start-up.
+ * A package version that calls anything else on `ajv`, or no longer matches, fails the build here.
  */
-const LAZY_VALIDATOR = `function __dataopsLazyValidator(ajv, schema) {
+const KAFKA_DIST = /[\\/]@platformatic[\\/]kafka[\\/]dist[\\/].*\.js$/;
+const AJV_METHODS = new Set(['addKeyword', 'compile', 'errorsText']);
+const LAZY_VALIDATOR = `
+function __dataopsLazyValidator(ajv, schema) {
   let compiled;
   const validate = (data) => {
     compiled ??= ajv.compile(schema);
@@ -126,25 +144,57 @@ const LAZY_VALIDATOR = `function __dataopsLazyValidator(ajv, schema) {
   return validate;
 }
 `;
-const kafkaLazyValidators = {
-  name: 'dataops-kafka-lazy-validators',
+const AJV_IMPORT = "import { Ajv2020 } from 'ajv/dist/2020.js';";
+const AJV_CREATE = /export const ajv = new Ajv2020\((\{[^;]*\})\);/;
+const lazyAjv = (options) => `
+let __dataopsAjv;
+const __dataopsAjvKeywords = [];
+function __dataopsRealAjv() {
+  if (!__dataopsAjv) {
+    const { Ajv2020 } = require('ajv/dist/2020.js');
+    __dataopsAjv = new Ajv2020(${options});
+    for (const keyword of __dataopsAjvKeywords) __dataopsAjv.addKeyword(keyword);
+  }
+  return __dataopsAjv;
+}
+export const ajv = {
+  addKeyword(definition) {
+    if (__dataopsAjv) __dataopsAjv.addKeyword(definition);
+    else __dataopsAjvKeywords.push(definition);
+    return ajv;
+  },
+  compile: (schema) => __dataopsRealAjv().compile(schema),
+  errorsText: (errors, options) => __dataopsRealAjv().errorsText(errors, options),
+};
+`;
+
+/** The source of a @platformatic/kafka module as bundled, or an error saying what no longer matches. */
+function kafkaModule(file, source) {
+  const unknown = [...source.matchAll(/\bajv\.(\w+)/g)].map((m) => m[1]).filter((m) => !AJV_METHODS.has(m));
+  if (unknown.length > 0) return { error: `calls ajv.${unknown[0]}, which the bundles' lazy Ajv lacks` };
+  if (/[\\/]dist[\\/]utils\.js$/.test(file)) {
+    const create = AJV_CREATE.exec(source);
+    if (!source.includes(AJV_IMPORT) || !create)
+      return { error: 'no longer creates Ajv as the bundles expect' };
+    return { contents: source.replace(AJV_IMPORT, '').replace(AJV_CREATE, lazyAjv(create[1])) };
+  }
+  if (/[\\/]dist[\\/]clients[\\/]\w+[\\/]options\.js$/.test(file) && source.includes('ajv.compile(')) {
+    return {
+      contents: `${source.replaceAll('ajv.compile(', '__dataopsLazyValidator(ajv, ')}${LAZY_VALIDATOR}`,
+    };
+  }
+  return {};
+}
+
+const kafkaLazyAjv = {
+  name: 'dataops-kafka-lazy-ajv',
   setup(build) {
-    build.onLoad(
-      { filter: /[\\/]@platformatic[\\/]kafka[\\/]dist[\\/]clients[\\/]\w+[\\/]options\.js$/ },
-      async (args) => {
-        const source = await fs.readFile(args.path, 'utf8');
-        const contents = source.replaceAll('ajv.compile(', '__dataopsLazyValidator(ajv, ');
-        const warnings =
-          contents === source && source.includes('ajv')
-            ? [
-                {
-                  text: `no ajv.compile( left to defer in ${args.path}: check config/esbuild.cjs against this version`,
-                },
-              ]
-            : [];
-        return { contents: `${contents}\n${LAZY_VALIDATOR}`, loader: 'js', warnings };
-      },
-    );
+    build.onLoad({ filter: KAFKA_DIST }, async (args) => {
+      const { contents, error } = kafkaModule(args.path, await fs.readFile(args.path, 'utf8'));
+      if (error)
+        return { errors: [{ text: `@platformatic/kafka ${args.path}: ${error} (config/esbuild.cjs)` }] };
+      return contents === undefined ? undefined : { contents, loader: 'js' };
+    });
   },
 };
 
@@ -235,14 +285,7 @@ function esbuildOptions() {
     },
     // Licence comments of the bundled packages are in node_modules, not repeated in every zip.
     legalComments: 'none',
-    plugins: [
-      leaveOut,
-      builtinsByRequire,
-      sideEffectFree,
-      kafkaLazyValidators,
-      undiciParts,
-      chunksBesideEntry,
-    ],
+    plugins: [leaveOut, builtinsByRequire, sideEffectFree, kafkaLazyAjv, undiciParts, chunksBesideEntry],
     packager: 'npm',
     // Everything is bundled, so the zip needs no node_modules.
     packagerOptions: { noInstall: true },
