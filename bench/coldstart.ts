@@ -8,8 +8,9 @@
  * taken within the round (paired), so load from other work on the machine hits both sides alike.
  * Reported: medians and 90th percentiles of the wall-clock time, the median CPU time of the main thread
  * over the trivial handler (what the wall clock would show with the machine to itself: less sensitive to
- * other load, though not immune), and the target of issue 15 (≤ 150 ms over the trivial handler, wall
- * clock, median), met or missed.
+ * other load, though not immune), and the target of issue 15 (≤ 150 ms over the trivial handler,
+ * median), met or missed by the wall clock and by the main thread's CPU time: on a loaded machine the
+ * first waits for the CPU, the second does not.
  *
  * Bundles are built with the deployed esbuild options (config/esbuild.cjs): split into the function's
  * entry and its chunks, the AWS SDK v3 bundled (as deployed) and, unless `--sdk bundled`, external too
@@ -277,8 +278,9 @@ export function table(results: Measured[]): string {
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
+    const check = (ms: number) => (ms <= TARGET_MS ? 'met' : 'MISSED');
     const target =
-      r.name === TRIVIAL ? '' : `≤ ${TARGET_MS} ms (${r.overMedianMs <= TARGET_MS ? 'met' : 'MISSED'})`;
+      r.name === TRIVIAL ? '' : `≤ ${TARGET_MS} ms: wall ${check(r.overMedianMs)}, CPU ${check(r.overCpuMs)}`;
     rows.push(
       `| ${r.name} | ${r.sdk} | ${kb(r.initBytes)} | ${kb(r.allBytes)} (${r.files}) | ${kb(r.mapBytes)} | ${r.zipBytes.toLocaleString('en')} B | ${ms(r.medianMs)} | ${ms(r.p90Ms)} | ${ms(r.overMedianMs)} | ${ms(r.overP90Ms)} | ${ms(r.overCpuMs)} | ${target} |`,
     );

@@ -12,7 +12,7 @@
  *   does not run there, each saying why that is safe.
  * - Split (`splitting`): what a function needs only on some paths is imported with `import()` in the
  *   sources and lands in chunks of its own, which a start-up neither reads nor parses.
- * - The AWS SDK v3 is bundled, not taken from the runtime: measured with `node bench/coldstart.ts`
+ * - The AWS SDK v3 is bundled, not taken from the runtime: measured with `npm run bench -- coldstart`
  *   (numbers and decision in serverless.yml, "Packaging"); the bench builds both variants itself.
  */
 'use strict';
@@ -297,7 +297,7 @@ function esbuildOptions() {
     // bundle does not have (the function would crash at INIT); the package ships a `bundled` entry
     // with the wasm inlined for exactly this case.
     alias: { '@platformatic/wasm-utils': '@platformatic/wasm-utils/bundled' },
-    // Nothing native is bundled; everything else goes into the one file.
+    // Nothing native is bundled; everything else goes into the function's entry and its chunks.
     exclude: sdkExternal ? ['@aws-sdk/*'] : [],
     banner: {
       js: [
