@@ -30,8 +30,9 @@ const sdkExternal = process.env.DATAOPS_SDK === 'external';
  *   only English is used (zod's schemas import `locales/en.js` themselves); the namespace keeps `en`.
  * - undici's alternative HTTP parser "milo" (SIMD and non-SIMD WebAssembly, ~150 KB) is loaded only when
  *   UNDICI_USE_MILO is set, which no function does; llhttp, the default parser, stays with its fallback.
- * - cassandra-driver uses adm-zip (~55 KB, loaded with the driver) only to read an Astra "secure connect
- *   bundle" (the `cloud` client option), which no function uses.
+ * - cassandra-driver's `cloud` module connects to DataStax Astra (the `cloud` client option, which no
+ *   function uses) and loads adm-zip (~55 KB) and node:https with the driver; the client only calls its
+ *   `init`, which does nothing without that option. In the bundles `init` says it is not supported.
  */
 const leaveOut = {
   name: 'dataops-leave-out',
@@ -48,12 +49,15 @@ const leaveOut = {
       resolveDir: path.dirname(args.path),
       loader: 'js',
     }));
-    build.onResolve({ filter: /^adm-zip$/ }, (args) =>
-      inPackage(args, 'cassandra-driver') ? { path: args.path, namespace: 'dataops-no-adm-zip' } : undefined,
+    build.onResolve({ filter: /^\.\/datastax\/cloud$/ }, (args) =>
+      inPackage(args, 'cassandra-driver') ? { path: args.path, namespace: 'dataops-no-astra' } : undefined,
     );
-    build.onLoad({ filter: /.*/, namespace: 'dataops-no-adm-zip' }, () => ({
-      contents:
-        "module.exports = function AdmZip() { throw new Error('adm-zip is not bundled: the cassandra-driver cloud option (Astra secure connect bundle) is not supported (config/esbuild.cjs)'); };",
+    build.onLoad({ filter: /.*/, namespace: 'dataops-no-astra' }, () => ({
+      contents: [
+        'exports.init = async (options) => {',
+        "  if (options.cloud) throw new Error('the cassandra-driver cloud option (DataStax Astra) is not bundled (config/esbuild.cjs)');",
+        '};',
+      ].join('\n'),
       loader: 'js',
     }));
     build.onResolve({ filter: /^\.\.\/milo\/(no-)?simd\.js$/ }, (args) =>
