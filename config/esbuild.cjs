@@ -131,6 +131,10 @@ const sideEffectFree = {
  * - `ajv` (utils.js) is a stand-in with the three methods the package calls on it: `addKeyword` keeps
  *   the keyword definitions until Ajv is needed, `compile` and `errorsText` create Ajv (the same
  *   options, the same keywords) on first use, so Ajv's own code is not even run at start-up.
+ * - the clients look protocol APIs up by name in a namespace of all ~300 of them (admin, consumer,
+ *   producer…); the base client's namespace holds the producer's side only (metadata, producer,
+ *   security, telemetry: all the Producer asks for), so the admin and consumer APIs (~230 KB) drop out.
+ *   A bundle that also carries the Consumer or Admin client fails the build instead.
  * A package version that calls anything else on `ajv`, or no longer matches, fails the build here.
  */
 const KAFKA_DIST = /[\\/]@platformatic[\\/]kafka[\\/]dist[\\/].*\.js$/;
@@ -148,6 +152,13 @@ function __dataopsLazyValidator(ajv, schema) {
   return validate;
 }
 `;
+const APIS_IMPORT = 'import * as apis from "../../apis/index.js";';
+const PRODUCER_APIS = ['metadata', 'producer', 'security', 'telemetry'];
+const producerApis = () =>
+  `${PRODUCER_APIS.map((d) => `import * as __dataopsApis_${d} from "../../apis/${d}/index.js";`).join('\n')}
+const apis = { ${PRODUCER_APIS.map((d) => `...__dataopsApis_${d}`).join(', ')} };`;
+const NOT_PRODUCER =
+  /@platformatic[\\/]kafka[\\/]dist[\\/]clients[\\/](consumer[\\/]consumer|admin[\\/]admin)\.js$/;
 const AJV_IMPORT = "import { Ajv2020 } from 'ajv/dist/2020.js';";
 const AJV_CREATE = /export const ajv = new Ajv2020\((\{[^;]*\})\);/;
 const lazyAjv = (options) => `
@@ -182,6 +193,11 @@ function kafkaModule(file, source) {
       return { error: 'no longer creates Ajv as the bundles expect' };
     return { contents: source.replace(AJV_IMPORT, '').replace(AJV_CREATE, lazyAjv(create[1])) };
   }
+  if (/[\\/]dist[\\/]clients[\\/]base[\\/]base\.js$/.test(file)) {
+    if (!source.includes(APIS_IMPORT))
+      return { error: 'no longer imports the API namespace as the bundles expect' };
+    return { contents: source.replace(APIS_IMPORT, producerApis()) };
+  }
   if (/[\\/]dist[\\/]clients[\\/]\w+[\\/]options\.js$/.test(file) && source.includes('ajv.compile(')) {
     return {
       contents: `${source.replaceAll('ajv.compile(', '__dataopsLazyValidator(ajv, ')}${LAZY_VALIDATOR}`,
@@ -198,6 +214,20 @@ const kafkaLazyAjv = {
       if (error)
         return { errors: [{ text: `@platformatic/kafka ${args.path}: ${error} (config/esbuild.cjs)` }] };
       return contents === undefined ? undefined : { contents, loader: 'js' };
+    });
+    build.initialOptions.metafile = true;
+    build.onEnd((result) => {
+      const outputs = Object.values(result.metafile?.outputs ?? {});
+      const carried = outputs.flatMap((o) => Object.keys(o.inputs)).find((i) => NOT_PRODUCER.test(i));
+      return carried
+        ? {
+            errors: [
+              {
+                text: `${carried} is bundled, but the bundles carry only the Kafka producer's APIs (config/esbuild.cjs)`,
+              },
+            ],
+          }
+        : undefined;
     });
   },
 };

@@ -3,7 +3,8 @@
  * options (config/esbuild.cjs), and its entry with the chunks it imports statically — the code every
  * cold start reads, parses and runs — is checked against the modules that function needs only on some
  * paths, or never. Then each bundle is imported in a fresh process, as Lambda's INIT does, and the
- * Kafka client's validators, which the build defers to their first call, are shown to still validate.
+ * Kafka client's validators, which the build defers to their first call, are shown to still validate;
+ * a bundle that would need the Kafka consumer's protocol APIs, which the build leaves out, fails to build.
  * No service is needed: nothing connects at import.
  */
 import assert from 'node:assert/strict';
@@ -171,5 +172,17 @@ describe('what a cold start loads', () => {
     const out = await importInFreshProcess(path.join(outdir, 'stdin.mjs'));
     assert.match(out, /\/options\/acks must be number/);
     assert.match(out, /valid options accepted/);
+  });
+
+  test('a bundle with the Kafka consumer fails to build: the bundles carry only the producer’s protocol APIs', async () => {
+    const contents = "import { Consumer } from '@platformatic/kafka';\nconsole.log(typeof Consumer);";
+    await assert.rejects(
+      build({
+        ...options(),
+        stdin: { contents, resolveDir: ROOT, sourcefile: 'kafka-consumer.ts', loader: 'ts' },
+        outdir: path.join(dir, 'kafka-consumer'),
+      }),
+      /carry only the Kafka producer's APIs/,
+    );
   });
 });
