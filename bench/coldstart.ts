@@ -34,8 +34,9 @@ import { type BuildOptions, build, type Metafile } from 'esbuild';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, '.esbuild-bench');
 const require = createRequire(import.meta.url);
-const { esbuildOptions } = require('../config/esbuild.cjs') as {
-  esbuildOptions: () => Record<string, unknown>;
+const deployed = require('../config/esbuild.cjs') as {
+  buildOptions: () => BuildOptions;
+  startUpOutputs: (metafile: Metafile, entryOutput: string) => string[];
 };
 
 export const FUNCTIONS = ['fanout', 'sync-block', 'delete-keycloak-users', 'merge-user-courses'] as const;
@@ -45,24 +46,9 @@ const TRIVIAL = '(trivial handler)';
 
 type Sdk = 'bundled' | 'external';
 
-/** The deployed options, less serverless-esbuild's own keys, written as serverless-esbuild writes them. */
+/** The deployed options, with the AWS SDK bundled (as deployed) or external (for comparison). */
 function buildOptions(sdk: Sdk): BuildOptions {
-  const {
-    exclude: _exclude,
-    packager: _packager,
-    packagerOptions: _packagerOptions,
-    outputFileExtension: _ext,
-    outputWorkFolder: _work,
-    ...esbuild
-  } = esbuildOptions();
-  return {
-    ...(esbuild as BuildOptions),
-    external: sdk === 'external' ? ['@aws-sdk/*'] : [],
-    outExtension: { '.js': '.mjs' },
-    entryNames: '[name]',
-    metafile: true,
-    logLevel: 'error',
-  };
+  return { ...deployed.buildOptions(), external: sdk === 'external' ? ['@aws-sdk/*'] : [] };
 }
 
 interface Built {
@@ -84,21 +70,14 @@ function zippedSize(files: string[]): number {
   return files.reduce((n, f) => n + deflateRawSync(readFileSync(f), { level: 1 }).length + 100, 22);
 }
 
-/** The entry's outputs and the subset its static imports reach. */
+/** The entry's outputs and the subset its start-up loads. */
 function outputsOf(meta: Metafile, entryOut: string): { all: string[]; init: string[] } {
   const stem = path.basename(entryOut, '.mjs');
   const all = Object.keys(meta.outputs).filter((o) => {
     const base = path.basename(o);
     return base === `${stem}.mjs` || (base.startsWith(`${stem}.`) && base.endsWith('.mjs'));
   });
-  const init = new Set<string>();
-  const visit = (o: string): void => {
-    if (init.has(o) || !meta.outputs[o]) return;
-    init.add(o);
-    for (const i of meta.outputs[o].imports) if (i.kind === 'import-statement') visit(i.path);
-  };
-  visit(entryOut);
-  return { all, init: [...init] };
+  return { all, init: deployed.startUpOutputs(meta, entryOut) };
 }
 
 async function bundle(entry: string, outdir: string, sdk: Sdk): Promise<Built> {

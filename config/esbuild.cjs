@@ -360,5 +360,49 @@ function esbuildOptions() {
   };
 }
 
+/**
+ * The same options for esbuild's own `build` (the benchmark, the tests): without serverless-esbuild's
+ * keys, writing `.mjs` files as serverless-esbuild does, with the metafile.
+ * @returns {import('esbuild').BuildOptions}
+ */
+function buildOptions() {
+  const {
+    exclude: _exclude,
+    packager: _packager,
+    packagerOptions: _packagerOptions,
+    outputFileExtension: _ext,
+    outputWorkFolder: _work,
+    ...options
+  } = esbuildOptions();
+  return {
+    ...options,
+    outExtension: { '.js': '.mjs' },
+    entryNames: '[name]',
+    metafile: true,
+    logLevel: 'error',
+  };
+}
+
+/**
+ * The outputs a start-up loads: the entry's and those its static imports reach (chunks imported with
+ * `import()` are left for when they are needed). Paths as in the metafile.
+ * @param {import('esbuild').Metafile} metafile
+ * @param {string} entryOutput
+ * @returns {string[]}
+ */
+function startUpOutputs(metafile, entryOutput) {
+  const seen = new Set();
+  const visit = (output) => {
+    if (seen.has(output) || !metafile.outputs[output]) return;
+    seen.add(output);
+    for (const i of metafile.outputs[output].imports) if (i.kind === 'import-statement') visit(i.path);
+  };
+  visit(entryOutput);
+  return [...seen];
+}
+
 module.exports = () => esbuildOptions();
 module.exports.esbuildOptions = esbuildOptions;
+module.exports.buildOptions = buildOptions;
+module.exports.startUpOutputs = startUpOutputs;
+module.exports.builtinsByRequire = builtinsByRequire;

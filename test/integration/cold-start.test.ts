@@ -19,8 +19,9 @@ import { type BuildOptions, build, type Metafile } from 'esbuild';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const require = createRequire(import.meta.url);
-const { esbuildOptions } = require('../../config/esbuild.cjs') as {
-  esbuildOptions: () => Record<string, unknown>;
+const deployed = require('../../config/esbuild.cjs') as {
+  buildOptions: () => BuildOptions;
+  startUpOutputs: (metafile: Metafile, entryOutput: string) => string[];
 };
 const run = promisify(execFile);
 
@@ -41,7 +42,7 @@ const NOT_AT_START: Record<string, RegExp[]> = {
     /node_modules\/@aws-sdk\/client-sqs\//,
     /node_modules\/undici\//,
     /node_modules\/pg\//,
-    /@platformatic\/kafka\/dist\/clients\/(admin|consumer)\//,
+    /@platformatic\/kafka\/dist\/(clients|apis)\/(admin|consumer)\//,
     /node_modules\/aws-msk-iam-sasl-signer-js\//,
   ],
 };
@@ -50,37 +51,16 @@ const FUNCTIONS = Object.keys(NOT_AT_START);
 let dir: string;
 const metafiles = new Map<string, Metafile>();
 
+/** The deployed options (config/esbuild.cjs), for esbuild's own build. */
 function options(): BuildOptions {
-  const {
-    exclude: _exclude,
-    packager: _packager,
-    packagerOptions: _packagerOptions,
-    outputFileExtension: _ext,
-    outputWorkFolder: _work,
-    ...esbuild
-  } = esbuildOptions();
-  return {
-    ...(esbuild as BuildOptions),
-    outExtension: { '.js': '.mjs' },
-    entryNames: '[name]',
-    metafile: true,
-    logLevel: 'error',
-    absWorkingDir: ROOT,
-  };
+  return { ...deployed.buildOptions(), absWorkingDir: ROOT };
 }
 
-/** The entry's output and every output its static imports reach. */
+/** What a function's start-up loads: its entry and the chunks that imports statically. */
 function startUpOutputs(meta: Metafile, name: string): string[] {
   const entry = Object.keys(meta.outputs).find((o) => o.endsWith(`/${name}.mjs`));
   assert.ok(entry, `${name}.mjs was built`);
-  const seen = new Set<string>();
-  const visit = (o: string): void => {
-    if (seen.has(o) || !meta.outputs[o]) return;
-    seen.add(o);
-    for (const i of meta.outputs[o].imports) if (i.kind === 'import-statement') visit(i.path);
-  };
-  visit(entry);
-  return [...seen];
+  return deployed.startUpOutputs(meta, entry);
 }
 
 /** Imports a bundle in a fresh Node process (as Lambda's INIT does); resolves with its stdout. */
