@@ -19,6 +19,9 @@ const cfg = await runtimeConfig();
 const logger = createLogger({ serviceName: 'sync-block', level: cfg['log.level'] });
 const metrics = createEmfMetrics('sync-block');
 const runtime = new SyncRuntime(cfg);
+// Every invocation calls the Sync API: its client is loaded now, in the start-up, not by the first one.
+// (The SQS client is loaded only by a run whose blocks go on to another stage.)
+await runtime.loadSyncApi();
 
 export const handler = middy(
   createSyncBlockHandler({

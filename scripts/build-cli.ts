@@ -24,7 +24,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createRequire, isBuiltin } from 'node:module';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -95,24 +95,12 @@ function nodeVersionCheck(): string {
 }
 
 /**
- * Node built-ins reached through the banner's `require` when first used, instead of static `import`s: an
- * ES module's imports are linked before any of its code runs, so one built-in missing from an older Node
- * (say `node:sqlite` on 20) would fail with a stack trace before the version check could speak.
+ * Node built-ins reached through the banner's `require` when first used, instead of static `import`s
+ * (the Lambda bundles' plugin, config/esbuild.cjs): an ES module's imports are linked before any of its
+ * code runs, so one built-in missing from an older Node (say `node:sqlite` on 20) would fail with a
+ * stack trace before the version check could speak.
  */
-const builtinsOnDemand: Plugin = {
-  name: 'builtins-on-demand',
-  setup(b) {
-    b.onResolve({ filter: /^[a-z:_/]+$/ }, (args) => {
-      if (!isBuiltin(args.path)) return undefined;
-      if (args.namespace === 'builtin') return { path: args.path, external: true };
-      return { path: args.path, namespace: 'builtin' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(args.path)});`,
-      loader: 'js',
-    }));
-  },
-};
+const { builtinsByRequire } = require('../config/esbuild.cjs') as { builtinsByRequire: Plugin };
 
 async function bundleEsm(out: string): Promise<void> {
   const shared = sharedOptions();
@@ -121,7 +109,7 @@ async function bundleEsm(out: string): Promise<void> {
     format: 'esm',
     outfile: out,
     banner: { js: ['#!/usr/bin/env node', nodeVersionCheck(), shared.banner.js].join('\n') },
-    plugins: [builtinsOnDemand],
+    plugins: [builtinsByRequire],
   });
   chmodSync(out, 0o755);
 }

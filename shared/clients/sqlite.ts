@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
 import { BadInputError } from '#shared/core/errors.ts';
 
 /** Schema versions, applied in order; `user_version` says how many a file already has. */
@@ -50,6 +50,8 @@ export function openStateDb(dir: string): DatabaseSync {
   let db: DatabaseSync;
   try {
     mkdirSync(dir, { recursive: true });
+    // Loaded here, not at import: the Lambda functions, which never open the file, skip it at start-up.
+    const { DatabaseSync } = process.getBuiltinModule('node:sqlite');
     db = new DatabaseSync(join(dir, STATE_FILE));
   } catch (err) {
     throw new BadInputError(`cannot open the state directory ${dir}: ${(err as Error).message}`, {

@@ -7,7 +7,7 @@
  *   403 → the admin lacks the privilege: the whole run stops · 5xx, 429, network → retried with backoff,
  *   then recorded as failed · any other status → recorded as failed at once (retrying cannot help).
  */
-import { Agent, type Dispatcher, request } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { FlatConfig } from '#shared/config.ts';
 import { mapLimit } from '#shared/core/concurrency.ts';
 import { backoffMs, isRetryableStatus, parseRetryAfter } from '#shared/core/retry.ts';
@@ -106,6 +106,19 @@ export function validateAdminApiOptions(opts: AdminApiOptions): void {
   }
 }
 
+/**
+ * A request to `url` through `dispatcher`'s own `request` method (undici's top-level `request` does the
+ * same with a `dispatcher` option; the Lambda bundles carry only undici's dispatchers, config/esbuild.cjs).
+ */
+function requestOn(
+  dispatcher: Dispatcher,
+  url: string,
+  options: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>,
+): Promise<Dispatcher.ResponseData> {
+  const { origin, pathname, search } = new URL(url);
+  return dispatcher.request({ ...options, origin, path: `${pathname}${search}` });
+}
+
 export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi {
   validateAdminApiOptions(opts);
   registerSecret(opts.password);
@@ -150,9 +163,8 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
       let text: string;
       let retryAfter: string | string[] | undefined;
       try {
-        const res = await request(url, {
+        const res = await requestOn(dispatcher, url, {
           method: 'POST',
-          dispatcher,
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
           body: form.toString(),
         });
@@ -213,9 +225,8 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
     bearer: string,
     body?: unknown,
   ): Promise<AdminResponse> {
-    const res = await request(`${base}${path}`, {
+    const res = await requestOn(dispatcher, `${base}${path}`, {
       method,
-      dispatcher,
       headers: {
         authorization: `Bearer ${bearer}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),

@@ -1,6 +1,9 @@
 /**
  * Wiring of the sync job's adapters from configuration, shared by the Lambda handlers and the CLI.
- * Everything is created lazily and once, so a warm Lambda container reuses its connections.
+ * Everything is created lazily and once, so a warm Lambda container reuses its connections. The SQS and
+ * Sync API clients are also *loaded* on first use (`import()`): of the functions built on this runtime,
+ * only `sync-block` calls the Sync API and only `fanout` always sends to a queue, so each entry loads
+ * the one it always needs during its start-up (`loadSyncApi`, `loadQueues`) and the others never do.
  */
 import type { DatabaseSync } from 'node:sqlite';
 import type { SQSClient } from '@aws-sdk/client-sqs';
@@ -10,10 +13,10 @@ import {
   createCassandraClient,
 } from '#shared/clients/cassandra.ts';
 import { defaultStateDir, openStateDb } from '#shared/clients/sqlite.ts';
-import { createSqsClient } from '#shared/clients/sqs.ts';
-import { SyncApiClient } from '#shared/clients/sync-api.ts';
+import type { SyncApiClient } from '#shared/clients/sync-api.ts';
 import { ConfigError, type FlatConfig, SETTINGS, type SettingKey } from '#shared/config.ts';
-import { SqsQueue } from '#shared/queue/sqs.ts';
+import { once } from '#shared/core/once.ts';
+import { LazyQueue, type ReceivingQueue } from '#shared/queue/queue.ts';
 import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import type { IdSource, RunLedger, SyncApi } from '#shared/sync/ports.ts';
@@ -37,9 +40,10 @@ export class SyncRuntime {
   #stateDb?: DatabaseSync;
   #sqs?: SQSClient;
   #syncApi?: SyncApiClient;
+  #syncApiPort?: SyncApi;
   #ledger?: RunLedger;
   #ids?: IdSource;
-  readonly #queues = new Map<string, SqsQueue>();
+  readonly #queues = new Map<string, ReceivingQueue>();
 
   constructor(cfg: FlatConfig, opts: SyncRuntimeOptions = {}) {
     this.cfg = cfg;
@@ -89,12 +93,21 @@ export class SyncRuntime {
     return this.embedded ? `${this.stateDir}/ledger.sqlite` : `keyspace ${this.cfg['cassandra.opsKeyspace']}`;
   }
 
-  get sqs(): SQSClient {
+  /** Loads the SQS client and queue adapter (once); `fanout` does so at start-up, as it always sends. */
+  readonly loadQueues = once(async () => {
+    const [{ createSqsClient }, { SqsQueue }] = await Promise.all([
+      import('#shared/clients/sqs.ts'),
+      import('#shared/queue/sqs.ts'),
+    ]);
     this.#sqs ??= createSqsClient({ region: this.cfg['aws.region'], endpoint: this.cfg['sqs.endpoint'] });
-    return this.#sqs;
-  }
+    const sqs = this.#sqs;
+    // A local consumer (CLI `--queue-url`) holds a block for up to two minutes before others may take it.
+    return (url: string) => new SqsQueue(sqs, url, { visibilityTimeoutS: 120 });
+  });
 
-  get syncApi(): SyncApi {
+  /** Loads the Sync API client (once); `sync-block` does so at start-up, as it always calls the API. */
+  readonly loadSyncApi = once(async () => {
+    const { SyncApiClient } = await import('#shared/clients/sync-api.ts');
     this.#syncApi ??= new SyncApiClient({
       endpoint: this.cfg['syncApi.endpoint'],
       apiKey: this.cfg['syncApi.apiKey'],
@@ -103,10 +116,17 @@ export class SyncRuntime {
       bodyTimeoutMs: this.cfg['syncApi.timeoutMs'],
     });
     return this.#syncApi;
+  });
+
+  get syncApi(): SyncApi {
+    this.#syncApiPort ??= {
+      sync: async (objectType, ids, options) => (await this.loadSyncApi()).sync(objectType, ids, options),
+    };
+    return this.#syncApiPort;
   }
 
   /** The queue of a stage (`scan`, `sync`, `delete`, …) from its `<NAME>_QUEUE_URL` setting. */
-  queue(name: string): SqsQueue {
+  queue(name: string): ReceivingQueue {
     const key = queueKey(name);
     const url = key ? (this.cfg[key] as string) : '';
     if (!url) {
@@ -115,8 +135,8 @@ export class SyncRuntime {
     }
     let q = this.#queues.get(url);
     if (!q) {
-      // A local consumer (CLI `--queue-url`) holds a block for up to two minutes before others may take it.
-      q = new SqsQueue(this.sqs, url, { visibilityTimeoutS: 120 });
+      const queue = once(async () => (await this.loadQueues())(url));
+      q = new LazyQueue(queue);
       this.#queues.set(url, q);
     }
     return q;

@@ -616,6 +616,29 @@ describe('logs, tags and dashboard', () => {
 
 describe('lean bundles', () => {
   for (const name of Object.keys(FUNCTIONS)) {
+    test(`${name}: the zip holds its function's chunks only, and every chunk they import`, () => {
+      const zip = path.join(OUT, `${name}.zip`);
+      const files = spawnSync('unzip', ['-Z1', zip], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+      const code = files.filter((f) => f.endsWith('.mjs'));
+      assert.deepEqual(
+        code.filter((f) => !path.basename(f).startsWith(`${name}.`)),
+        [],
+        'another function’s files',
+      );
+      for (const file of code) {
+        const text = spawnSync('unzip', ['-p', zip, file], {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+        }).stdout;
+        for (const [, spec] of text.matchAll(/["'](\.\/[^"']+\.mjs)["']/g)) {
+          assert.ok(
+            files.includes(path.posix.join(path.posix.dirname(file), spec!)),
+            `${file} imports ${spec}`,
+          );
+        }
+      }
+    });
+
     test(`${name}: the zip is under ${MAX_ZIP_BYTES} bytes and its source map embeds no sources`, () => {
       const zip = path.join(OUT, `${name}.zip`);
       const bytes = statSync(zip).size;
