@@ -8,6 +8,7 @@ import {
   type SettingKey,
 } from '#shared/config.ts';
 import { BadInputError, EXIT, exitCodeOf, oneLine } from '#shared/core/errors.ts';
+import { scrubString } from '#shared/redact.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 
 export { EXIT };
@@ -58,8 +59,12 @@ export function addSettingOptions(cmd: Command, keys: SettingKey[]): Command {
     collect,
     [],
   );
+  cmd.option('--verbose', 'on an error, also print its stack and causes (as LOG_LEVEL=debug does)');
   return cmd;
 }
+
+/** `--verbose` given, or debug logging asked for: errors then show their stack. */
+let verbose = false;
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -71,6 +76,7 @@ function camel(flag: string): string {
 
 /** Configuration from the environment, `--context_param` pairs, then explicit flags (highest). */
 export function configFromOptions(opts: Record<string, unknown>, keys: SettingKey[]): FlatConfig {
+  verbose ||= opts.verbose === true || /^debug$/i.test(process.env.LOG_LEVEL ?? '');
   const overrides: Record<string, unknown> = parseContextParams(
     (opts.context_param as string[] | undefined) ?? [],
   );
@@ -78,7 +84,9 @@ export function configFromOptions(opts: Record<string, unknown>, keys: SettingKe
     const v = opts[camel(SETTINGS[key].flag)];
     if (v !== undefined) overrides[key] = v;
   }
-  return loadFlatConfig({ overrides });
+  const cfg = loadFlatConfig({ overrides });
+  verbose ||= cfg['log.level'] === 'DEBUG';
+  return cfg;
 }
 
 export function fail(message: string, code: number = EXIT.badInput): never {
@@ -91,8 +99,22 @@ export function formatDuration(ms: number): string {
   return s < 60 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** One line on stderr for an error, and the exit code its kind calls for. */
+/** The stack of an error and of each of its causes (what `--verbose` adds to the one line). */
+export function errorDetail(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    parts.push(e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return scrubString(parts.join('\ncaused by: '));
+}
+
+/**
+ * One line on stderr for an error, and the exit code its kind calls for; with `--verbose` (or debug
+ * logging) the stack and causes follow the line.
+ */
 export function failWith(err: unknown): never {
+  if (verbose) process.stderr.write(`${errorDetail(err)}\n`);
   fail(oneLine(err), exitCodeOf(err));
 }
 
