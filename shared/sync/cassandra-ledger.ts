@@ -5,10 +5,11 @@
  * Partitions stay bounded whatever the table size: ranges live in one partition per run (a run has at
  * most a few thousand token sub-ranges), and blocks in partitions of (run, range, chunk) holding at most
  * BLOCKS_PER_CHUNK rows. All writes are upserts keyed by the block's stable identity (range, seq), so a
- * redelivered message or a retried invocation rewrites the same row instead of double-counting.
+ * redelivered message or a retried invocation rewrites the same row instead of double-counting — which is
+ * also why every statement here may be retried across a Cassandra blip (`executeIdempotent`).
  */
 
-import { type CassandraClient, pagedRows, type Row } from '#shared/clients/cassandra.ts';
+import { type CassandraClient, executeIdempotent, pagedRows, type Row } from '#shared/clients/cassandra.ts';
 import { ConfigError } from '#shared/config.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
 import type { RunSettings } from '#shared/sync/messages.ts';
@@ -76,7 +77,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async ready(): Promise<void> {
-    const rs = await this.client.execute(
+    const rs = await executeIdempotent(
+      this.client,
       'SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?',
       [this.ks],
     );
@@ -90,7 +92,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async createRun(run: RunSettings, info: RunInfo): Promise<void> {
-    await this.client.execute(
+    await executeIdempotent(
+      this.client,
       `INSERT INTO ${this.ks}.runs (run_id, job, object_type, source, dry_run, verify, block_size, sleep_ms, created_at, ranges, parent_run, params) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         run.runId,
@@ -110,7 +113,9 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async getRun(runId: string): Promise<RunRecord | null> {
-    const rs = await this.client.execute(`SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [runId]);
+    const rs = await executeIdempotent(this.client, `SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [
+      runId,
+    ]);
     const r = rs.first();
     return r ? toRunRecord(r) : null;
   }
@@ -124,7 +129,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async #setRange(runId: string, p: RangeProgress): Promise<void> {
-    await this.client.execute(
+    await executeIdempotent(
+      this.client,
       `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, updated_at) VALUES (?,?,?,?,?,?,?,?,?)`,
       [runId, p.rangeNo, p.start, p.end, p.ids, p.blocks, p.done, p.hops, new Date()],
     );
@@ -153,7 +159,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async recordBlock(runId: string, b: BlockOutcome): Promise<void> {
-    await this.client.execute(
+    await executeIdempotent(
+      this.client,
       `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         runId,
