@@ -169,6 +169,7 @@ export async function runLocal(
   const given = Boolean(req.ids || req.groups);
   const inProcess = deps.blocks ? undefined : new MemoryQueue(given ? Number.MAX_SAFE_INTEGER : 256);
   const d: LocalRunDeps = { ...deps, blocks: deps.blocks ?? inProcess! };
+  if (!req.dryRun) await d.syncApi.check(opts.signal); // preflight: nothing recorded or sent before it
   const run = await startRun(req, { ids: d.ids, ledger: d.ledger, scanQueue, blockQueue: d.blocks! });
   scanQueue.close();
   hooks.onStarted?.(run);
