@@ -38,6 +38,9 @@ export async function runDeletionLocally(
   hooks.log?.(
     `selected ${selection.selected} Keycloak user(s)${req.realm ? ` of realm ${req.realm}` : ''}: ${selection.candidates.length} candidate(s), ${prepared.excluded.length} left out${prepared.notInKeycloak.length ? `, ${prepared.notInKeycloak.length} id(s) not in Keycloak` : ''}`,
   );
+  // Preflight before the first Sync API call: the store can delete (one candidate per realm asked about).
+  if (!req.dryRun)
+    await deps.stage.store().check([...prepared.byRealm].map(([realm, [id]]) => ({ realm, id: id! })));
   const lists = selectionLists(prepared);
   const warnings = new Set<string>();
   const deletions = new MemoryQueue(64);
