@@ -9,10 +9,14 @@ import { describe, test } from 'node:test';
 import { preflightVerdict } from '#shared/clients/sync-api.ts';
 import { ConfigError } from '#shared/config.ts';
 import { CredentialsRefusedError, EXIT, exitCodeOf, ServiceUnavailableError } from '#shared/core/errors.ts';
+import { TallyMetrics } from '#shared/core/metrics.ts';
 import { KeycloakRefusedError } from '#shared/keycloak/errors.ts';
 import { runDeletionLocally } from '#shared/keycloak/local.ts';
 import { MemoryDeletionRecords, MemoryDirectory, MemoryKeycloak } from '#shared/keycloak/memory.ts';
 import type { KeycloakDeletionRequest } from '#shared/keycloak/start.ts';
+import { mergeRequestEvent } from '#shared/merge/events.ts';
+import { MemoryMergeStore, MemoryPublisher } from '#shared/merge/memory.ts';
+import { processMergeMessage } from '#shared/merge/process.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import { FakeSyncApi, MemoryIdSource, MemoryRunLedger } from '#shared/sync/memory.ts';
 import type { StartRunRequest } from '#shared/sync/run.ts';
@@ -191,5 +195,40 @@ describe('a Keycloak deletion’s preflight', () => {
     kc.preflight = 'login-refused';
     await runDeletionLocally(request({ dryRun: true }), deps);
     assert.equal(kc.checks.length, 0);
+  });
+});
+
+describe('a merge’s preflight', () => {
+  const deps = (store: MemoryMergeStore, publisher: MemoryPublisher) => ({
+    store,
+    publisher,
+    courseBatchTopic: 'cb',
+    failedTopic: 'failed',
+    metrics: new TallyMetrics(),
+  });
+
+  test('Kafka not answering: the merge throws before its first write, and nothing is reported', async () => {
+    const store = new MemoryMergeStore();
+    store.seed('enrolments', [{ userid: 'from-1', courseid: 'c', batchid: 'b' }]);
+    const publisher = new MemoryPublisher();
+    publisher.connectError = new ServiceUnavailableError('Kafka', 'Kafka is not reachable at 127.0.0.1:1');
+    await assert.rejects(
+      processMergeMessage(mergeRequestEvent('from-1', 'to-1'), deps(store, publisher)),
+      ServiceUnavailableError,
+    );
+    assert.equal(store.writes, 0);
+    assert.equal(store.journal.size, 0);
+    assert.equal(store.chunks.size, 0, 'not even the plan');
+    assert.equal(publisher.published.length, 0);
+  });
+
+  test('Kafka answering: connected, merged, events published', async () => {
+    const store = new MemoryMergeStore();
+    store.seed('enrolments', [{ userid: 'from-1', courseid: 'c', batchid: 'b' }]);
+    const publisher = new MemoryPublisher();
+    const r = await processMergeMessage(mergeRequestEvent('from-1', 'to-1'), deps(store, publisher));
+    assert.equal(r.status, 'merged');
+    assert.equal(publisher.connects, 1);
+    assert.equal(publisher.on('cb').length, 1);
   });
 });
