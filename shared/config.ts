@@ -532,7 +532,7 @@ export const SETTINGS = {
     default: '30000',
     schema: ms(100),
     description:
-      'Timeout for connecting to SQS and for one SQS request (beyond a long poll’s own wait), in ms',
+      'Timeout for one SQS request, in ms (never below 25 s, as a long poll waits 20 s; connecting: at most 10 s)',
   },
   'queues.scan': {
     env: 'SCAN_QUEUE_URL',

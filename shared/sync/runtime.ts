@@ -8,7 +8,7 @@ import {
   cassandraOptionsFrom,
   createCassandraClient,
 } from '#shared/clients/cassandra.ts';
-import { createSqsClient } from '#shared/clients/sqs.ts';
+import { createSqsClient, sqsOptionsFrom } from '#shared/clients/sqs.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import { ConfigError, type FlatConfig, SETTINGS, type SettingKey } from '#shared/config.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';
@@ -51,7 +51,7 @@ export class SyncRuntime {
   }
 
   get sqs(): SQSClient {
-    this.#sqs ??= createSqsClient({ region: this.cfg['aws.region'], endpoint: this.cfg['sqs.endpoint'] });
+    this.#sqs ??= createSqsClient(sqsOptionsFrom(this.cfg));
     return this.#sqs;
   }
 
