@@ -9,12 +9,10 @@
  *   Cassandra and its address.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { seed } from '#scripts/seed/seed.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import { type CassandraClient, createCassandraClient, executeIdempotent } from '#shared/clients/cassandra.ts';
@@ -22,10 +20,9 @@ import { ServiceUnavailableError } from '#shared/core/errors.ts';
 import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
 import type { TokenRange } from '#shared/sync/ports.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { acceptedIds, lastLine, runCli } from '#test/helpers/cli.ts';
 import { startTcpProxy, type TcpProxy } from '#test/helpers/tcp-proxy.ts';
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'sunbird-dataops.js');
 const KEY = 'blip-test-key';
 const USERS = 1500;
 
@@ -185,31 +182,14 @@ describe('Cassandra adapters across an outage', () => {
   });
 });
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      env: {
-        ...process.env,
-        SUNBIRD_KEYSPACE: ks.sunbird,
-        DATAOPS_KEYSPACE: ks.ops,
-        CASSANDRA_CONSISTENCY: 'LOCAL_ONE',
-        SYNC_API_KEY: KEY,
-        ...env,
-      },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[], env: Record<string, string>) =>
+  runCli(args, {
+    SUNBIRD_KEYSPACE: ks.sunbird,
+    DATAOPS_KEYSPACE: ks.ops,
+    CASSANDRA_CONSISTENCY: 'LOCAL_ONE',
+    SYNC_API_KEY: KEY,
+    ...env,
+  });
 
 /** Cuts the proxy once the stand-in has received `after` calls; resolves with the count at that moment. */
 function cutWhenCalled(proxy: TcpProxy, after: number, forMs: number | null): Promise<number> {
@@ -263,11 +243,7 @@ describe('sunbird-dataops sync across a Cassandra outage', () => {
       );
       assert.match(r.stderr, /cassandra: 127\.0\.0\.1:\d+ not answering/, 'the outage was met');
       assert.match(r.stderr, /cassandra: 127\.0\.0\.1:\d+ answering again/);
-      // Only the accepted calls: the preflight before the scan is refused by design (an unknown objectType).
-      const sent = standin
-        .requests()
-        .filter((q) => q.status === 200)
-        .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
+      const sent = acceptedIds(standin);
       assert.equal(sent.length, USERS, 'each id sent once');
       assert.deepEqual(sorted(sent), sorted(tableIds));
       const log = (await readdir(dir)).find((f) => f.startsWith('SyncSuccess_'));
@@ -300,7 +276,7 @@ describe('sunbird-dataops sync across a Cassandra outage', () => {
       });
       await cut;
       assert.equal(r.code, 3, `${r.stdout}\n${r.stderr}`);
-      const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
+      const last = lastLine(r);
       assert.match(
         last,
         new RegExp(`^sunbird-dataops: Cassandra is not reachable at 127\\.0\\.0\\.1:${proxy.port}: `),

@@ -9,13 +9,12 @@
  *   build without that option reports this test as skipped and says why.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { seed } from '#scripts/seed/seed.ts';
 import {
   CASSANDRA_AUTH_PORT,
@@ -28,9 +27,8 @@ import { type CassandraClient, createCassandraClient, executeIdempotent } from '
 import { CredentialsRefusedError, EXIT, exitCodeOf } from '#shared/core/errors.ts';
 import { migrate } from '#shared/schema.ts';
 import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
+import { acceptedIds, CLI, lastLine, runCli } from '#test/helpers/cli.ts';
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'sunbird-dataops.js');
 const KEY = 'readonly-role-key';
 const USERS = 300;
 const tag = `ro_${randomBytes(3).toString('hex')}`;
@@ -96,22 +94,8 @@ after(async () => {
 
 const sorted = (xs: Iterable<string>) => [...xs].sort();
 
-async function cli(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      env: {
-        ...process.env,
-        CASSANDRA_PORT: String(CASSANDRA_AUTH_PORT),
-        SUNBIRD_KEYSPACE: keyspace,
-        ...env,
-      },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[], env: Record<string, string>) =>
+  runCli(args, { CASSANDRA_PORT: String(CASSANDRA_AUTH_PORT), SUNBIRD_KEYSPACE: keyspace, ...env });
 
 describe('a Cassandra role with only SELECT on <keyspace>.user', () => {
   test('the id source scans the table as that role; any other table is refused in one line (exit 3)', async () => {
@@ -151,9 +135,8 @@ describe('a Cassandra role with only SELECT on <keyspace>.user', () => {
       CASSANDRA_PASSWORD: wrong,
     });
     assert.equal(r.code, 3, r.stderr);
-    const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
     assert.match(
-      last,
+      lastLine(r),
       new RegExp(
         `^sunbird-dataops: Cassandra at 127\\.0\\.0\\.1:${CASSANDRA_AUTH_PORT} refused the credentials as "${reader.username}"`,
       ),
@@ -190,11 +173,7 @@ describe('a Cassandra role with only SELECT on <keyspace>.user', () => {
         { CASSANDRA_USERNAME: reader.username, CASSANDRA_PASSWORD: reader.password, SYNC_API_KEY: KEY },
       );
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-      const synced = standin
-        .requests()
-        .filter((q) => q.status === 200)
-        .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
-      assert.deepEqual(sorted(synced), sorted(tableIds));
+      assert.deepEqual(sorted(acceptedIds(standin)), sorted(tableIds));
     } finally {
       await rm(out, { recursive: true, force: true });
       await rm(state, { recursive: true, force: true });

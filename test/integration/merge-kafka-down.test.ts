@@ -7,11 +7,8 @@
  * exactly once in total.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { createConsumer, createProducer, type KafkaOptions } from '#shared/clients/kafka.ts';
 import { ServiceUnavailableError } from '#shared/core/errors.ts';
@@ -19,11 +16,10 @@ import { CassandraMergeStore } from '#shared/merge/cassandra-store.ts';
 import { runMerge } from '#shared/merge/merge.ts';
 import { kafkaPublisher } from '#shared/merge/runtime.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { type CliResult, lastLine, runCli } from '#test/helpers/cli.ts';
 import { startTcpProxy } from '#test/helpers/tcp-proxy.ts';
 import { samplePair, seedPair } from '#test/support/merge-data.ts';
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'sunbird-dataops.js');
 /** A Sunbird environment of this file's own, so its topics are its own. */
 const ENV = `kdown${randomBytes(3).toString('hex')}`;
 const COURSE_BATCH_TOPIC = `${ENV}.coursebatch.job.request`;
@@ -51,30 +47,14 @@ async function seededPair(): Promise<{ from: string; to: string }> {
   return pair;
 }
 
-async function merge(
-  pair: { from: string; to: string },
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(
-      process.execPath,
-      [CLI, 'merge-user-courses', '--from', pair.from, '--to', pair.to],
-      {
-        env: {
-          ...process.env,
-          COURSES_KEYSPACE: ks.courses,
-          DATAOPS_KEYSPACE: ks.ops,
-          SUNBIRD_ENV: ENV,
-          LOG_LEVEL: 'WARN',
-          ...env,
-        },
-      },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function merge(pair: { from: string; to: string }, env: Record<string, string> = {}): Promise<CliResult> {
+  return runCli(['merge-user-courses', '--from', pair.from, '--to', pair.to], {
+    COURSES_KEYSPACE: ks.courses,
+    DATAOPS_KEYSPACE: ks.ops,
+    SUNBIRD_ENV: ENV,
+    LOG_LEVEL: 'WARN',
+    ...env,
+  });
 }
 
 /** The journal rows of a pair, and the to-account's content rows: what a merge writes first. */
@@ -132,9 +112,8 @@ describe('merge-user-courses with Kafka down', { timeout: 240_000 }, () => {
     const before = await written(pair);
     const r = await merge(pair, { KAFKA_BROKERS: '127.0.0.1:1', KAFKA_TIMEOUT_MS: '5000' });
     assert.equal(r.code, 3, `${r.stdout}\n${r.stderr}`);
-    const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
     assert.match(
-      last,
+      lastLine(r),
       /^sunbird-dataops: merge did not complete: Kafka is not reachable at 127\.0\.0\.1:1: .*ECONNREFUSED/,
     );
     assert.deepEqual(await written(pair), before, 'no write before Kafka answered');
@@ -151,8 +130,7 @@ describe('merge-user-courses with Kafka down', { timeout: 240_000 }, () => {
       KAFKA_TIMEOUT_MS: '5000',
     });
     assert.equal(r.code, 3, `${r.stdout}\n${r.stderr}`);
-    const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
-    assert.match(last, /Kafka is not reachable at 127\.0\.0\.1:9092: .*TLS handshake failed/);
+    assert.match(lastLine(r), /Kafka is not reachable at 127\.0\.0\.1:9092: .*TLS handshake failed/);
     assert.ok(!r.stderr.includes('not-a-real-password'), 'the password is never printed');
     assert.deepEqual(await written(pair), before);
     await completesOnceKafkaIsBack(pair, /: merged \(plan /);

@@ -4,20 +4,17 @@
  * unreachable API exit 3, a wrong route exit 2 — each one line, and no run is started.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { seed } from '#scripts/seed/seed.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { type CliResult, lastLine, runCli } from '#test/helpers/cli.ts';
 
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'sunbird-dataops.js');
 const KEY = 'preflight-test-key';
 
 let client: CassandraClient;
@@ -50,10 +47,7 @@ after(async () => {
   if (out) await rm(out, { recursive: true, force: true });
 });
 
-async function sync(
-  endpoint: string,
-  key: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+function sync(endpoint: string, key: string): Promise<CliResult> {
   const args = [
     'sync',
     '--table',
@@ -65,23 +59,14 @@ async function sync(
     '--out',
     out,
   ];
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      env: { ...process.env, SUNBIRD_KEYSPACE: ks.sunbird, DATAOPS_KEYSPACE: ks.ops, SYNC_API_KEY: key },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  return runCli(args, { SUNBIRD_KEYSPACE: ks.sunbird, DATAOPS_KEYSPACE: ks.ops, SYNC_API_KEY: key });
 }
 
 /** The one line the CLI ends with, and that no run was started or recorded. */
-async function refusedBeforeStarting(r: { stdout: string; stderr: string }): Promise<string> {
-  const lines = r.stderr.trimEnd().split('\n');
+async function refusedBeforeStarting(r: CliResult): Promise<string> {
   assert.doesNotMatch(r.stderr, /run \S+ started/, 'no run was started');
   assert.deepEqual(await new CassandraRunLedger(client, ks.ops).recentRuns(5), [], 'no run in the ledger');
-  return lines.at(-1) ?? '';
+  return lastLine(r);
 }
 
 describe('sunbird-dataops sync: the Sync API preflight', () => {
