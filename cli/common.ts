@@ -110,12 +110,12 @@ export function errorDetail(err: unknown): string {
 }
 
 /**
- * One line on stderr for an error, and the exit code its kind calls for; with `--verbose` (or debug
- * logging) the stack and causes follow the line.
+ * One line on stderr for an error (after `prefix`), and the exit code its kind calls for; with
+ * `--verbose` (or debug logging) the stack and causes come first.
  */
-export function failWith(err: unknown): never {
+export function failWith(err: unknown, prefix = ''): never {
   if (verbose) process.stderr.write(`${errorDetail(err)}\n`);
-  fail(oneLine(err), exitCodeOf(err));
+  fail(`${prefix}${oneLine(err)}`, exitCodeOf(err));
 }
 
 /**

@@ -3,14 +3,15 @@
  *
  * One merge, run locally through the same path as the Lambda (validation, journal, outputs on Kafka),
  * or the bridge that feeds the real input topic to the handler. Exit codes: 0 merged (or already
- * merged), 1 the merge did not happen (event rejected and reported on the failed topic, or a
- * Cassandra/Kafka failure), 2 bad usage or configuration.
+ * merged), 1 the merge did not happen (event rejected and reported on the failed topic), 2 bad usage or
+ * configuration, 3 Cassandra or Kafka unreachable, timed out or refusing us (nothing written before
+ * Kafka answered; the journal keeps a merge whose events could not be published).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { addSettingOptions, configFromOptions, EXIT, fail, UsageError } from '#cli/common.ts';
+import { addSettingOptions, configFromOptions, EXIT, failWith, UsageError } from '#cli/common.ts';
 import type { SettingKey } from '#shared/config.ts';
-import { exitCodeOf, kindOf, oneLine } from '#shared/core/errors.ts';
+import { kindOf } from '#shared/core/errors.ts';
 import { TallyMetrics } from '#shared/core/metrics.ts';
 import { createLogger } from '#shared/logger.ts';
 import { runMskBridge } from '#shared/merge/bridge.ts';
@@ -114,8 +115,7 @@ export function registerMergeCommand(program: Command): Command {
       }
       process.exitCode = code;
     } catch (err) {
-      if (kindOf(err) === 'bad-input') fail(oneLine(err), exitCodeOf(err));
-      fail(`merge did not complete: ${oneLine(err)}`, exitCodeOf(err));
+      failWith(err, kindOf(err) === 'bad-input' ? '' : 'merge did not complete: ');
     }
   });
   return cmd;
