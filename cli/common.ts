@@ -17,6 +17,7 @@ import {
   settingKeyFor,
 } from '#shared/config.ts';
 import { BadInputError, EXIT, exitCodeOf, oneLine } from '#shared/core/errors.ts';
+import { scrubString } from '#shared/redact.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
 import { SyncRuntime } from '#shared/sync/runtime.ts';
 
@@ -79,6 +80,7 @@ export function addSettingOptions(cmd: Command, keys: SettingKey[]): Command {
     collect,
     [],
   );
+  cmd.option('--verbose', 'on an error, also print its stack and causes (as LOG_LEVEL=debug does)');
   return withJson(cmd);
 }
 
@@ -90,6 +92,9 @@ export function withJson(cmd: Command): Command {
   );
 }
 
+/** `--verbose` given, or debug logging asked for: errors then show their stack. */
+let verbose = false;
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -100,6 +105,7 @@ function camel(flag: string): string {
 
 /** Configuration from the environment, `--context_param` pairs, then explicit flags (highest). */
 export function configFromOptions(opts: Record<string, unknown>, keys: SettingKey[]): FlatConfig {
+  verbose ||= opts.verbose === true || /^debug$/i.test(process.env.LOG_LEVEL ?? '');
   const overrides: Record<string, unknown> = parseContextParams(
     (opts.context_param as string[] | undefined) ?? [],
   );
@@ -107,7 +113,9 @@ export function configFromOptions(opts: Record<string, unknown>, keys: SettingKe
     const v = opts[camel(SETTINGS[key].flag)];
     if (v !== undefined) overrides[key] = v;
   }
-  return loadFlatConfig({ overrides });
+  const cfg = loadFlatConfig({ overrides });
+  verbose ||= cfg['log.level'] === 'DEBUG';
+  return cfg;
 }
 
 /** The settings given on this command line (a flag or a `--context_param`), as opposed to defaults and env. */
@@ -151,10 +159,21 @@ export class Out {
   }
   /** One line on stderr for an error, the exit code its kind calls for; with --json also the JSON object. */
   fail(err: unknown): never {
+    if (verbose) process.stderr.write(`${errorDetail(err)}\n`);
     const message = oneLine(err);
     process.stderr.write(`sunbird-dataops: ${message}\n`);
     this.finish({ exitCode: exitCodeOf(err), json: { status: 'error', error: message } });
   }
+}
+
+/** The stack of an error and of each of its causes (what `--verbose` adds to the one line). */
+export function errorDetail(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    parts.push(e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : String(e));
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return scrubString(parts.join('\ncaused by: '));
 }
 
 /**

@@ -3,8 +3,9 @@
  *
  * One merge, run locally through the same path as the Lambda (validation, journal, outputs on Kafka),
  * or the bridge that feeds the real input topic to the handler. Exit codes: 0 merged (or already
- * merged), 1 the merge did not happen (event rejected and reported on the failed topic, or a
- * Cassandra/Kafka failure), 2 bad usage or configuration.
+ * merged), 1 the merge did not happen (event rejected and reported on the failed topic), 2 bad usage or
+ * configuration, 3 Cassandra or Kafka unreachable, timed out or refusing us (nothing written before
+ * Kafka answered; the journal keeps a merge whose events could not be published).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';

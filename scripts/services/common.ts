@@ -449,6 +449,8 @@ export interface MavenJavaServiceSpec
   version: string;
   /** The runtime classpath, copied from Maven Central into the cache by `fetchMavenClasspath`. */
   classpath: MavenDependency[];
+  /** Share another service's cached classpath (a variant of it, e.g. `cassandra-auth` of `cassandra`). */
+  cacheName?: string;
   /**
    * Write the configuration under `conf` (`<dataDir>/conf`, already created), run any one-off set-up
    * (Kafka formats its storage) and say how to launch.
@@ -461,8 +463,9 @@ export interface MavenJavaServiceSpec
  * ElasticMQ): `fetch` copies the classpath into the cache, `start` configures and launches it detached.
  */
 export function mavenJavaService(spec: MavenJavaServiceSpec): ServiceDefinition {
-  const { classpath, configure, ...definition } = spec;
-  const libDir = (ctx: ServiceContext) => fetchMavenClasspath(ctx, spec.version, classpath);
+  const { classpath, configure, cacheName, ...definition } = spec;
+  const libDir = (ctx: ServiceContext) =>
+    fetchMavenClasspath(cacheName ? { ...ctx, name: cacheName } : ctx, spec.version, classpath);
   return {
     ...definition,
     kind: 'managed',

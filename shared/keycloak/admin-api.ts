@@ -72,6 +72,14 @@ export type DeleteOutcome =
   | { status: 'failed'; error: string; retryable: boolean };
 
 export interface KeycloakAdminApi {
+  /** Obtains an admin token (throws when the login is refused or Keycloak is unreachable). */
+  login(): Promise<void>;
+  /**
+   * Whether Keycloak lets this admin manage (delete) the user: its own answer in the user's `access`
+   * (which covers realm-management roles and fine-grained permissions alike). Undefined when Keycloak
+   * cannot tell (the user is gone, or a version without `access`); a 403 throws KeycloakRefusedError.
+   */
+  mayManageUser(realm: string, id: string): Promise<boolean | undefined>;
   deleteUser(realm: string, id: string): Promise<DeleteOutcome>;
   deleteUsers(realm: string, ids: readonly string[]): Promise<DeleteUsersResult>;
   clearUserCache(realm: string): Promise<void>;
@@ -132,6 +140,7 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
   const log = opts.logger;
   const dispatcher = new Agent({
     connections: Math.max(concurrency, 2) + 2,
+    connect: { timeout: Math.min(timeoutMs, 10_000) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
@@ -308,6 +317,19 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
   }
 
   return {
+    async login() {
+      await currentToken();
+    },
+    async mayManageUser(realm, id) {
+      const out = await callWithPolicy('GET', usersPath(realm, id));
+      if ('error' in out)
+        throw new KeycloakUnreachableError(`cannot reach the Keycloak Admin API at ${base}: ${out.error}`, {
+          address: base,
+        });
+      if (out.res.status !== 200) return undefined;
+      const access = (out.res.json() as { access?: { manage?: unknown } }).access;
+      return typeof access?.manage === 'boolean' ? access.manage : undefined;
+    },
     deleteUser,
     async deleteUsers(realm, ids) {
       const result: DeleteUsersResult = { deleted: [], notFound: [], failed: [] };

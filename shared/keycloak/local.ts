@@ -119,6 +119,9 @@ export async function runDeletionLocally(
   hooks.log?.(
     `selected ${selection.selected} Keycloak user(s)${req.realm ? ` of realm ${req.realm}` : ''}: ${selection.candidates.length} candidate(s), ${prepared.excluded.length} left out${prepared.notInKeycloak.length ? `, ${prepared.notInKeycloak.length} id(s) not in Keycloak` : ''}`,
   );
+  // Preflight before the first Sync API call: the store can delete (one candidate per realm asked about).
+  if (!req.dryRun)
+    await deps.stage.store().check([...prepared.byRealm].map(([realm, [id]]) => ({ realm, id: id! })));
   const runReq = deletionRunRequest(req, prepared);
   const out = await withDeleteStage(deps, hooks, opts, selectionLists(prepared), (d, h, o) =>
     runLocal(runReq, d, h, o),
@@ -142,6 +145,15 @@ export async function resumeDeletionLocally(
     skippedProtected: [],
     skipped: [],
   };
+  if (!plan.run.dryRun) {
+    // Preflight, as for a new run: one id per realm of the blocks still to go.
+    const samples = new Map<string, string>();
+    for (const b of [...plan.pending, ...plan.forward]) {
+      const realm = b.context?.realm;
+      if (realm && b.ids[0] && !samples.has(realm)) samples.set(realm, b.ids[0]);
+    }
+    if (samples.size) await deps.stage.store().check([...samples].map(([realm, id]) => ({ realm, id })));
+  }
   const out = await withDeleteStage(deps, hooks, opts, lists, (d, h, o) => resumeLocal(plan, d, h, o));
   return { ...out, durationMs: Date.now() - started };
 }

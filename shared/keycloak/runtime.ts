@@ -97,6 +97,7 @@ export class KeycloakRuntime {
       url: this.cfg['postgres.url'],
       password: this.cfg['postgres.password'],
       max: 4,
+      timeoutMs: this.cfg['postgres.timeoutMs'],
     });
     return this.#pool;
   }

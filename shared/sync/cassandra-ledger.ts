@@ -5,11 +5,12 @@
  * Partitions stay bounded whatever the table size: ranges live in one partition per run (a run has at
  * most a few thousand token sub-ranges), and blocks in partitions of (run, range, chunk) holding at most
  * BLOCKS_PER_CHUNK rows. All writes are upserts keyed by the block's stable identity (range, seq), so a
- * redelivered message or a retried invocation rewrites the same row instead of double-counting.
+ * redelivered message or a retried invocation rewrites the same row instead of double-counting — which is
+ * also why every statement here may be retried across a Cassandra blip (`executeIdempotent`).
  */
 
 import cassandra from 'cassandra-driver';
-import { type CassandraClient, pagedRows, type Row } from '#shared/clients/cassandra.ts';
+import { type CassandraClient, executeIdempotent, pagedRows, type Row } from '#shared/clients/cassandra.ts';
 import { ConfigError } from '#shared/config.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
 import type { RunSettings } from '#shared/sync/messages.ts';
@@ -99,7 +100,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async ready(): Promise<void> {
-    const rs = await this.client.execute(
+    const rs = await executeIdempotent(
+      this.client,
       'SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?',
       [this.ks],
     );
@@ -113,7 +115,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async createRun(run: RunSettings, info: RunInfo): Promise<void> {
-    await this.client.execute(
+    await executeIdempotent(
+      this.client,
       `INSERT INTO ${this.ks}.runs (run_id, job, object_type, source, dry_run, verify, block_size, sleep_ms, created_at, ranges, parent_run, params) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         run.runId,
@@ -179,7 +182,9 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async getRun(runId: string): Promise<RunRecord | null> {
-    const rs = await this.client.execute(`SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [runId]);
+    const rs = await executeIdempotent(this.client, `SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [
+      runId,
+    ]);
     const r = rs.first();
     return r ? toRunRecord(r) : null;
   }
@@ -193,7 +198,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async #setRange(runId: string, p: RangeProgress): Promise<void> {
-    await this.client.execute(
+    await executeIdempotent(
+      this.client,
       `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, checkpoint, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
       [
         runId,
@@ -259,7 +265,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async recordBlock(runId: string, b: BlockOutcome): Promise<void> {
-    await this.client.execute(
+    await executeIdempotent(
+      this.client,
       `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         runId,

@@ -304,6 +304,7 @@ export async function runLocal(
   // A scan is held to 256 blocks ahead of the workers; an id list is in memory anyway, and its blocks
   // are all enqueued before the workers start.
   const given = Boolean(req.ids || req.groups);
+  if (!req.dryRun) await deps.syncApi.check(opts.signal); // preflight: nothing recorded or sent before it
   const d = setup(deps, hooks, opts, given ? Number.MAX_SAFE_INTEGER : 256);
   const started = await startRun(req, {
     ids: deps.ids,
@@ -321,6 +322,7 @@ export async function resumeLocal(
   hooks: LocalRunHooks = {},
   opts: LocalRunOptions = {},
 ): Promise<LocalRunResult> {
+  if (!plan.run.dryRun) await deps.syncApi.check(opts.signal); // preflight, as for a new run
   const d = setup(deps, hooks, opts, Number.MAX_SAFE_INTEGER);
   await d.scanQueue.send(plan.scanTasks.map((t: ScanTask) => JSON.stringify(t)));
   // Pending blocks in a durable queue are still there (or come back after their visibility timeout).

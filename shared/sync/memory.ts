@@ -3,7 +3,7 @@
  * a table of ids on a simulated token ring, a run ledger in maps, and a scriptable Sync API. The queue's
  * in-memory adapter is `MemoryQueue` (shared/queue/queue.ts).
  */
-import { buildSyncRequestBody } from '#shared/clients/sync-api.ts';
+import { buildSyncRequestBody, preflightVerdict } from '#shared/clients/sync-api.ts';
 import type { RunSettings } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
@@ -201,19 +201,37 @@ export interface FakeCall {
   at: number;
 }
 
-/** A Sync API that answers from a script (then 200 by default) and records every call. */
+/**
+ * A Sync API that answers from a script (then 200 by default) and records every call. The preflight
+ * answers `preflight` (default: the service's 400 to an unknown objectType, i.e. accepted) and is judged
+ * as the real client judges it.
+ */
 export class FakeSyncApi implements SyncApi {
   readonly calls: FakeCall[] = [];
+  /** Preflight checks made. */
+  checks = 0;
   readonly #script: FakeAnswer[];
   readonly #fallback: (call: FakeCall) => FakeAnswer;
   readonly #now: () => number;
+  readonly #preflight: { status: number | null; error?: string };
 
   constructor(
-    opts: { script?: FakeAnswer[]; answer?: (call: FakeCall) => FakeAnswer; now?: () => number } = {},
+    opts: {
+      script?: FakeAnswer[];
+      answer?: (call: FakeCall) => FakeAnswer;
+      now?: () => number;
+      preflight?: { status: number | null; error?: string };
+    } = {},
   ) {
     this.#script = [...(opts.script ?? [])];
     this.#fallback = opts.answer ?? (() => ({ status: 200 }));
     this.#now = opts.now ?? Date.now;
+    this.#preflight = opts.preflight ?? { status: 400 };
+  }
+
+  async check(): Promise<void> {
+    this.checks++;
+    preflightVerdict(this.#preflight, 'http://fake-sync-api/v1/data/sync', true);
   }
 
   /** Every id of every call, in call order. */

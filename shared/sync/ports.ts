@@ -77,6 +77,12 @@ export interface SyncOptions {
 /** Sunbird's Sync API. HTTP and network failures never throw: they come back as `ok: false`. */
 export interface SyncApi {
   sync(objectType: string, ids: string[], options?: SyncOptions): Promise<SyncCallResult>;
+  /**
+   * The preflight, before a run's first side effect: one request that proves the API answers and accepts
+   * the key and route, without syncing anything. Throws on the taxonomy: unreachable → service
+   * unavailable, key refused → credentials refused, no such route → bad configuration.
+   */
+  check(signal?: AbortSignal): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -95,11 +95,11 @@ export class SyncRuntime {
 
   /** Loads the SQS client and queue adapter (once); `fanout` does so at start-up, as it always sends. */
   readonly loadQueues = once(async () => {
-    const [{ createSqsClient }, { SqsQueue }] = await Promise.all([
+    const [{ createSqsClient, sqsOptionsFrom }, { SqsQueue }] = await Promise.all([
       import('#shared/clients/sqs.ts'),
       import('#shared/queue/sqs.ts'),
     ]);
-    this.#sqs ??= createSqsClient({ region: this.cfg['aws.region'], endpoint: this.cfg['sqs.endpoint'] });
+    this.#sqs ??= createSqsClient(sqsOptionsFrom(this.cfg));
     const sqs = this.#sqs;
     // A local consumer (CLI `--queue-url`) holds a block for up to two minutes before others may take it.
     return (url: string) => new SqsQueue(sqs, url, { visibilityTimeoutS: 120 });
@@ -121,6 +121,7 @@ export class SyncRuntime {
   get syncApi(): SyncApi {
     this.#syncApiPort ??= {
       sync: async (objectType, ids, options) => (await this.loadSyncApi()).sync(objectType, ids, options),
+      check: async (signal) => (await this.loadSyncApi()).check(signal),
     };
     return this.#syncApiPort;
   }

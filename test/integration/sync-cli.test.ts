@@ -82,6 +82,12 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Cl
 }
 
 const endpoint = () => `sunbird_sync_api_endpoint=${standin.url}/v1/data/sync`;
+/** Ids of the calls the stand-in accepted (not the run's preflight, which it refuses by design). */
+const synced = (s: SyncApiStandin): string[] =>
+  s
+    .requests()
+    .filter((q) => q.status === 200)
+    .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
 const runIdOf = (r: CliResult) => /run (\S+)/.exec(r.stdout)?.[1] ?? '';
 
 describe('sunbird-dataops sync', () => {
@@ -134,9 +140,7 @@ describe('sunbird-dataops sync', () => {
       out,
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const sent = standin
-      .requests()
-      .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
+    const sent = synced(standin);
     assert.deepEqual(new Set(sent), new Set(seededUserIds(11, USERS)));
     assert.match(
       r.stdout,
@@ -178,7 +182,10 @@ describe('sunbird-dataops sync', () => {
     );
     assert.match(stdout, /ids synced: 30, failed: 0/);
     const types = new Set(
-      standin.requests().map((q) => (q.body as { request: { objectType: string } }).request.objectType),
+      standin
+        .requests()
+        .filter((q) => q.status === 200)
+        .map((q) => (q.body as { request: { objectType: string } }).request.objectType),
     );
     assert.deepEqual(types, new Set(['organisation']));
   });
@@ -187,6 +194,7 @@ describe('sunbird-dataops sync', () => {
     standin.reset();
     standin.setFaults({
       script: [
+        { passThrough: true }, // the preflight
         { status: 200, body: '{"result":\n{"response":"SUCCESS"}}' },
         { status: 400, body: '{"params":{"err":"UOS_0072","errmsg":"Invalid Object Type."}}' },
         { status: 200, body: 'ok' },
@@ -242,7 +250,8 @@ describe('sunbird-dataops sync', () => {
 
   test('report and retry round-trip: the retried ids are exactly the failed ones', async () => {
     standin.reset();
-    standin.setFaults({ script: [200, 400, 200, 400] }); // blocks 2 and 4 are rejected (400 is not retried)
+    // After the preflight, blocks 2 and 4 are rejected (400 is not retried).
+    standin.setFaults({ script: [{ passThrough: true }, 200, 400, 200, 400] });
     const dir = await mkdtemp(join(tmpdir(), 'retry-'));
     const idFile = join(dir, 'ids.txt');
     const all = Array.from({ length: 40 }, (_, i) => `r${i}`);
@@ -296,9 +305,7 @@ describe('sunbird-dataops sync', () => {
       dir,
     ]);
     assert.equal(retry.code, 0, retry.stderr);
-    const retried = standin
-      .requests()
-      .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
+    const retried = synced(standin);
     assert.deepEqual(retried.sort(), expectedFailed.sort());
     const summary = await summarise(new SqliteRunLedger(openStateDb(stateDir)), runIdOf(retry));
     assert.equal(summary?.run.parentRun, runId);
