@@ -71,6 +71,9 @@ class Observed implements SyncApi {
   constructor(inner: SyncApi) {
     this.#inner = inner;
   }
+  check(signal?: AbortSignal): Promise<void> {
+    return this.#inner.check(signal);
+  }
   sync(objectType: string, ids: string[], options: SyncOptions = {}): Promise<SyncCallResult> {
     return this.#inner.sync(objectType, ids, {
       ...options,

@@ -5,11 +5,22 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { EXIT, fail } from '#cli/common.ts';
+import { EXIT, Out, UsageError, withJson } from '#cli/common.ts';
 import { createInvoker } from '#shared/clients/lambda.ts';
 
+async function readPayload(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(
+      e.code ? `cannot read payload ${file} (${e.code})` : `payload ${file} is not JSON: ${e.message}`,
+    );
+  }
+}
+
 export function registerInvokeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('invoke')
     .description(
       'Invoke a function (fanout, sync-block, delete-keycloak-users, merge-user-courses) with a JSON payload',
@@ -20,30 +31,23 @@ export function registerInvokeCommand(program: Command): void {
       '--endpoint <url>',
       'Lambda endpoint, e.g. http://127.0.0.1:3002 for serverless-offline; default AWS',
     )
-    .option('--stage <stage>', 'stage of the function name', 'local')
-    .action(async (fn: string, opts: { payload: string; endpoint?: string; stage: string }) => {
-      let payload: unknown;
+    .option('--stage <stage>', 'stage of the function name', 'local');
+  withJson(cmd).action(
+    async (fn: string, opts: { payload: string; endpoint?: string; stage: string; json?: boolean }) => {
+      const out: Out = new Out(opts);
       try {
-        payload = JSON.parse(await readFile(opts.payload, 'utf8'));
+        const payload = await readPayload(opts.payload);
+        const invoke = createInvoker({
+          stage: opts.stage,
+          ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+        });
+        // The function's own error (e.g. an invalid payload) is exit 1; an unreachable endpoint exit 3.
+        const result = await invoke(fn, payload);
+        out.say(JSON.stringify(result ?? null, null, 2));
+        out.finish({ exitCode: EXIT.ok, json: { function: fn, status: 'ok', result: result ?? null } });
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        fail(
-          e.code
-            ? `cannot read payload ${opts.payload} (${e.code})`
-            : `payload ${opts.payload} is not JSON: ${e.message}`,
-        );
+        out.fail(err);
       }
-      const invoke = createInvoker({
-        stage: opts.stage,
-        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-      });
-      try {
-        const out = await invoke(fn, payload);
-        process.stdout.write(`${JSON.stringify(out ?? null, null, 2)}\n`);
-        process.exit(EXIT.ok);
-      } catch (err) {
-        // The function's own error (e.g. an invalid payload), or the endpoint being unreachable.
-        fail((err as Error).message.split('\n')[0] ?? String(err), EXIT.someFailed);
-      }
-    });
+    },
+  );
 }

@@ -3,14 +3,23 @@
  *
  * One merge, run locally through the same path as the Lambda (validation, journal, outputs on Kafka),
  * or the bridge that feeds the real input topic to the handler. Exit codes: 0 merged (or already
- * merged), 1 the merge did not happen (event rejected and reported on the failed topic, or a
- * Cassandra/Kafka failure), 2 bad usage or configuration.
+ * merged), 1 the merge did not happen (event rejected and reported on the failed topic), 2 bad usage or
+ * configuration, 3 Cassandra or Kafka unreachable, timed out or refusing us (nothing written before
+ * Kafka answered; the journal keeps a merge whose events could not be published).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { addSettingOptions, configFromOptions, EXIT, fail, UsageError } from '#cli/common.ts';
-import type { SettingKey } from '#shared/config.ts';
-import { exitCodeOf, kindOf, oneLine } from '#shared/core/errors.ts';
+import {
+  addSettingOptions,
+  type CommandResult,
+  configFromOptions,
+  EXIT,
+  EXIT_CODES_HELP,
+  Out,
+  UsageError,
+} from '#cli/common.ts';
+import type { FlatConfig, SettingKey } from '#shared/config.ts';
+import { DataOpsError, type ErrorKind, kindOf, oneLine } from '#shared/core/errors.ts';
 import { TallyMetrics } from '#shared/core/metrics.ts';
 import { createLogger } from '#shared/logger.ts';
 import { runMskBridge } from '#shared/merge/bridge.ts';
@@ -66,6 +75,48 @@ function describe(result: MessageResult): string {
   ].join('\n');
 }
 
+/** Merges each message in order; the exit code is 1 when any was not merged (rejected and reported). */
+async function mergeHere(cfg: FlatConfig, values: string[], out: Out): Promise<CommandResult> {
+  const runtime = createMergeRuntime(cfg, new TallyMetrics());
+  const results: MessageResult[] = [];
+  try {
+    for (const value of values) {
+      const result = await processMergeMessage(value, runtime.deps);
+      out.say(describe(result));
+      results.push(result);
+    }
+  } finally {
+    await runtime.close();
+  }
+  const merged = results.filter((r) => r.status === 'merged').length;
+  const json = {
+    status: merged === results.length ? 'merged' : 'some not merged',
+    merged,
+    notMerged: results.length - merged,
+    results: results.map((r) =>
+      r.status === 'merged'
+        ? {
+            status: r.status,
+            from: r.outcome.fromAccountId,
+            to: r.outcome.toAccountId,
+            mode: r.outcome.mode,
+            writes: r.outcome.writes,
+          }
+        : { status: r.status, reason: r.reason },
+    ),
+  };
+  return { exitCode: merged === results.length ? EXIT.ok : EXIT.someFailed, json };
+}
+
+function messagesOf(opts: MergeCliOptions): string[] {
+  const modes = [opts.from !== undefined || opts.to !== undefined, opts.event !== undefined].filter(Boolean);
+  if (modes.length !== 1) throw new UsageError('give either --from and --to, or --event, or --bridge');
+  if (!opts.event && (!opts.from || !opts.to)) throw new UsageError('--from and --to go together');
+  return opts.event
+    ? messagesOfEventFile(readEventFile(opts.event))
+    : [mergeRequestEvent(opts.from!, opts.to!)];
+}
+
 export function registerMergeCommand(program: Command): Command {
   const cmd = program
     .command('merge-user-courses')
@@ -75,48 +126,40 @@ export function registerMergeCommand(program: Command): Command {
     .option('--from <accountId>', 'account merged from (fromAccountId)')
     .option('--to <accountId>', 'account merged into (toAccountId)')
     .option('--event <file>', 'a merge event JSON, or an MSK event whose records are merged in order')
-    .option('--bridge', 'consume the input topic and invoke the handler with MSK-shaped events until Ctrl-C');
+    .option('--bridge', 'consume the input topic and invoke the handler with MSK-shaped events until Ctrl-C')
+    .addHelpText('after', EXIT_CODES_HELP);
   addSettingOptions(cmd, MERGE_SETTINGS);
   cmd.action(async (opts: MergeCliOptions) => {
+    const out: Out = new Out(opts);
     try {
       const cfg = configFromOptions(opts, MERGE_SETTINGS);
-      const logger = createLogger({
-        serviceName: 'merge-user-courses',
-        level: cfg['log.level'],
-        toStderr: true,
-      });
       if (opts.bridge) {
+        const logger = createLogger({
+          serviceName: 'merge-user-courses',
+          level: cfg['log.level'],
+          toStderr: true,
+        });
         const controller = new AbortController();
         for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort());
         const r = await runMskBridge({ cfg, logger, signal: controller.signal });
-        console.log(`bridge stopped after ${r.batches} batch(es), ${r.records} record(s)`);
-        return;
+        out.say(`bridge stopped after ${r.batches} batch(es), ${r.records} record(s)`);
+        out.finish({ exitCode: EXIT.ok, json: { status: 'stopped', ...r } });
       }
-      const modes = [opts.from !== undefined || opts.to !== undefined, opts.event !== undefined].filter(
-        Boolean,
-      );
-      if (modes.length !== 1) throw new UsageError('give either --from and --to, or --event, or --bridge');
-      if (!opts.event && (!opts.from || !opts.to)) throw new UsageError('--from and --to go together');
-      const values = opts.event
-        ? messagesOfEventFile(readEventFile(opts.event))
-        : [mergeRequestEvent(opts.from!, opts.to!)];
-      const metrics = new TallyMetrics();
-      const runtime = createMergeRuntime(cfg, metrics);
-      let code: number = EXIT.ok;
-      try {
-        for (const value of values) {
-          const result = await processMergeMessage(value, runtime.deps);
-          console.log(describe(result));
-          if (result.status !== 'merged') code = EXIT.someFailed;
-        }
-      } finally {
-        await runtime.close();
-      }
-      process.exitCode = code;
+      out.finish(await mergeHere(cfg, messagesOf(opts), out));
     } catch (err) {
-      if (kindOf(err) === 'bad-input') fail(oneLine(err), exitCodeOf(err));
-      fail(`merge did not complete: ${oneLine(err)}`, exitCodeOf(err));
+      out.fail(kindOf(err) === 'bad-input' ? err : new MergeNotDone(err));
     }
   });
   return cmd;
+}
+
+/** An infrastructure failure of a merge, said as such; its kind (and exit code) is its cause's. */
+class MergeNotDone extends DataOpsError {
+  override name = 'MergeNotDone';
+  constructor(cause: unknown) {
+    super(`merge did not complete: ${oneLine(cause)}`, { cause });
+  }
+  get kind(): ErrorKind {
+    return kindOf(this.cause) ?? 'run-failed';
+  }
 }

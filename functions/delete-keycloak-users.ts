@@ -25,6 +25,7 @@ export const handler = middy(
     stageDeps: () => keycloak.stageDeps(sync.ledger),
     logger,
     metrics: new EmfMetrics(metrics),
+    reserveMs: cfg['lambda.reserveMs'],
   }),
 )
   .use(injectLambdaContext(logger))

@@ -18,6 +18,8 @@ const cfg = await runtimeConfig();
 const logger = createLogger({ serviceName: 'fanout', level: cfg['log.level'] });
 const metrics = createEmfMetrics('fanout');
 const fanout = createFanout(cfg, logger, new EmfMetrics(metrics));
+// Every invocation sends to a queue: its client is loaded now, in the start-up, not by the first one.
+await fanout.load();
 
 export const handler = middy(fanout.handler).use(injectLambdaContext(logger)).use(logMetrics(metrics));
 

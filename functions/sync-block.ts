@@ -19,6 +19,8 @@ const cfg = await runtimeConfig();
 const logger = createLogger({ serviceName: 'sync-block', level: cfg['log.level'] });
 const metrics = createEmfMetrics('sync-block');
 const runtime = new SyncRuntime(cfg);
+// Every invocation calls the Sync API: its client loads in the start-up (SQS's only for a later stage).
+await runtime.loadSyncApi();
 
 export const handler = middy(
   createSyncBlockHandler({
@@ -28,6 +30,7 @@ export const handler = middy(
     workers: cfg['sync.workers'],
     logger,
     metrics: new EmfMetrics(metrics),
+    reserveMs: cfg['lambda.reserveMs'],
   }),
 )
   .use(injectLambdaContext(logger))

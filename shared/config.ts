@@ -26,10 +26,25 @@ const bool = z.preprocess(
   z.boolean({ error: 'expected true or false' }),
 );
 
-const int = z.coerce.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' });
-const port = int
-  .min(1, { error: 'expected a port 1-65535' })
-  .max(65535, { error: 'expected a port 1-65535' });
+/**
+ * A whole number in [min, max]: every numeric setting has a range, so a value the drivers or timers cannot
+ * take (a block size of 3000000000 overflows Cassandra's int; a sleep over 2^31 ms overflows a timer) is
+ * refused up front with what is allowed, instead of crashing later with a RangeError. `note` explains
+ * special values (e.g. "≤ 0 means 100").
+ */
+function intIn(min: number, max: number, note?: string) {
+  const allowed = `expected a whole number from ${min} to ${max}${note ? ` (${note})` : ''}`;
+  return z.coerce
+    .number({ error: allowed })
+    .int({ error: allowed })
+    .min(min, { error: allowed })
+    .max(max, { error: allowed });
+}
+/** A duration in ms: at least `min`, at most `max` (default 10 minutes). */
+const ms = (min: number, max = 600_000) => intIn(min, max, 'milliseconds');
+/** Cassandra's int (the ledger's columns) and Node's timers both stop at 2^31 - 1. */
+const INT32_MIN = -2_147_483_648;
+const port = intIn(1, 65535);
 const str = z.string();
 /** A Kafka topic or group name; `{env}` stands for SUNBIRD_ENV (see `resolveEnvName`). */
 const topic = str.regex(/^[\w.{}-]+$/, { error: 'expected a topic name (letters, digits, . _ - and {env})' });
@@ -121,6 +136,29 @@ export const SETTINGS = {
     schema: z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(CONSISTENCIES)),
     description: 'Consistency level for reads and writes',
   },
+  'cassandra.connectTimeoutMs': {
+    env: 'CASSANDRA_CONNECT_TIMEOUT_MS',
+    flag: '--cassandra-connect-timeout',
+    default: '5000',
+    schema: ms(100),
+    description: 'Timeout for opening a Cassandra connection (TCP, TLS, CQL handshake), in ms',
+  },
+  'cassandra.readTimeoutMs': {
+    env: 'CASSANDRA_READ_TIMEOUT_MS',
+    flag: '--cassandra-read-timeout',
+    default: '12000',
+    schema: ms(100),
+    description:
+      'Timeout for one Cassandra request, in ms (keep above the server-side range timeout, 10 s by default); the connection is then replaced',
+  },
+  'cassandra.retryWindowMs': {
+    env: 'CASSANDRA_RETRY_WINDOW_MS',
+    flag: '--cassandra-retry-window',
+    default: '60000',
+    schema: intIn(0, 3_600_000, 'milliseconds; 0 means no retry'),
+    description:
+      'How long reads (scan pages, look-ups) and ledger upserts are retried across a Cassandra outage before the run stops with exit 3, in ms',
+  },
   'cassandra.keyspace': {
     env: 'SUNBIRD_KEYSPACE',
     flag: '--keyspace',
@@ -182,22 +220,22 @@ export const SETTINGS = {
     env: 'SYNC_API_MAX_RETRIES',
     flag: '--max-retries',
     default: '5',
-    schema: int.min(0),
+    schema: intIn(0, 20),
     description: 'Retries per block on 429, 5xx and network errors',
   },
   'syncApi.timeoutMs': {
     env: 'SYNC_API_TIMEOUT_MS',
     flag: '--sync-api-timeout',
     default: '30000',
-    schema: int.min(1),
-    description: 'Timeout for one Sync API call (headers and body), in ms',
+    schema: ms(100),
+    description: 'Timeout for one Sync API call (headers and body; connecting: at most 5 s), in ms',
   },
   'sync.blockSize': {
     env: 'SYNC_BLOCK_SIZE',
     flag: '--block-size',
     original: 'sunbird_sync_block_size',
     default: '100',
-    schema: int,
+    schema: intIn(INT32_MIN, 100_000, '≤ 0 means 100'),
     description: 'Ids per Sync API call; a value ≤ 0 falls back to 100',
   },
   'sync.sleepMs': {
@@ -205,7 +243,7 @@ export const SETTINGS = {
     flag: '--sleep-time',
     original: 'sunbird_sync_sleep_time',
     default: '5000',
-    schema: int,
+    schema: intIn(INT32_MIN, 3_600_000, 'milliseconds; ≤ 0 means block size × 100'),
     description: 'Pause between Sync API calls in ms; a value ≤ 0 falls back to block size × 100',
   },
   'sync.idFile': {
@@ -243,7 +281,10 @@ export const SETTINGS = {
     env: 'SYNC_MAX_RATE',
     flag: '--max-rate',
     default: '0',
-    schema: z.coerce.number({ error: 'expected a number' }).nonnegative({ error: 'expected a number ≥ 0' }),
+    schema: z.coerce
+      .number({ error: 'expected a number from 0 to 10000 (calls per second; 0 means no cap)' })
+      .min(0, { error: 'expected a number from 0 to 10000 (calls per second; 0 means no cap)' })
+      .max(10_000, { error: 'expected a number from 0 to 10000 (calls per second; 0 means no cap)' }),
     description:
       'With `--pace auto`, the most Sync API calls per second of the whole run (0: no cap; a gateway limit of 5000 requests/hour is 1.38)',
   },
@@ -251,7 +292,7 @@ export const SETTINGS = {
     env: 'SYNC_CONCURRENCY',
     flag: '--concurrency',
     default: '0',
-    schema: int.min(0, { error: 'expected a whole number ≥ 0' }),
+    schema: intIn(0, 256, '0 means 1 with fixed pacing, 8 with auto'),
     description:
       'Sync API calls in flight from the CLI; 0: 1 with fixed pacing (as the original), at most 8 with `--pace auto` (which decides how many within it)',
   },
@@ -259,7 +300,7 @@ export const SETTINGS = {
     env: 'SYNC_WORKERS',
     flag: '--sync-workers',
     default: '1',
-    schema: int.min(1, { error: 'expected a whole number ≥ 1' }),
+    schema: intIn(1, 10_000),
     description:
       "Deployed sync-block containers calling at once (the sync queue's maximum concurrency); each takes an equal share of `--max-rate`",
   },
@@ -277,6 +318,13 @@ export const SETTINGS = {
     secret: true,
     schema: str,
     description: "Keycloak's PostgreSQL password (secret)",
+  },
+  'postgres.timeoutMs': {
+    env: 'KEYCLOAK_DB_TIMEOUT_MS',
+    flag: '--keycloak-db-timeout',
+    default: '30000',
+    schema: ms(100),
+    description: "Timeout for connecting to Keycloak's PostgreSQL and for each statement, in ms",
   },
   'keycloak.baseUrl': {
     env: 'KEYCLOAK_BASE_URL',
@@ -341,7 +389,7 @@ export const SETTINGS = {
     env: 'KEYCLOAK_DELETE_LIMIT',
     flag: '--keycloak-limit',
     default: '20000',
-    schema: int.min(1),
+    schema: intIn(1, 1_000_000),
     description: 'Most Keycloak users selected per run',
   },
   'keycloak.deleteMode': {
@@ -355,22 +403,22 @@ export const SETTINGS = {
     env: 'KEYCLOAK_CONCURRENCY',
     flag: '--keycloak-concurrency',
     default: '4',
-    schema: int.min(1),
+    schema: intIn(1, 64),
     description: 'Parallel Admin API deletions (and Cassandra look-ups of up to 100 ids each)',
   },
   'keycloak.maxRetries': {
     env: 'KEYCLOAK_MAX_RETRIES',
     flag: '--keycloak-max-retries',
     default: '3',
-    schema: int.min(0),
+    schema: intIn(0, 20),
     description: 'Retries of one Admin API call on 5xx, 429 and network errors',
   },
   'keycloak.timeoutMs': {
     env: 'KEYCLOAK_TIMEOUT_MS',
     flag: '--keycloak-timeout',
     default: '30000',
-    schema: int.min(1),
-    description: 'Timeout for one Admin API call, in ms',
+    schema: ms(100),
+    description: 'Timeout for one Admin API call (connecting, then the answer), in ms',
   },
   'kafka.brokers': {
     env: 'KAFKA_BROKERS',
@@ -422,6 +470,14 @@ export const SETTINGS = {
     default: 'sunbird-dataops',
     schema: str.min(1),
     description: 'Kafka client id of producers and consumers',
+  },
+  'kafka.timeoutMs': {
+    env: 'KAFKA_TIMEOUT_MS',
+    flag: '--kafka-timeout',
+    default: '30000',
+    schema: ms(100, 300_000),
+    description:
+      'Bound on connecting to Kafka (brokers, TLS, SASL) and on one produce, in ms; past it the merge stops with exit 3',
   },
   'merge.inputTopic': {
     env: 'MERGE_INPUT_TOPIC',
@@ -480,16 +536,16 @@ export const SETTINGS = {
     env: 'MERGE_WRITE_CONCURRENCY',
     flag: '--write-concurrency',
     default: '32',
-    schema: int.min(1, { error: 'expected at least 1' }),
+    schema: intIn(1, 1024),
     description: 'Concurrent Cassandra writes while applying one merge',
   },
   'merge.reportBatchItemFailures': {
     env: 'MERGE_REPORT_BATCH_ITEM_FAILURES',
     flag: '--report-batch-item-failures',
-    default: 'false',
+    default: 'true',
     schema: bool,
     description:
-      'Answer an MSK batch with a partial batch response instead of throwing (needs ReportBatchItemFailures on a provisioned-mode event source mapping)',
+      'Answer an MSK batch with a Kafka partial batch response (the stack enables ReportBatchItemFailures on its provisioned-mode mapping); false throws, so Lambda retries the whole batch',
   },
   'aws.region': {
     env: 'AWS_REGION',
@@ -504,6 +560,14 @@ export const SETTINGS = {
     default: '',
     schema: str,
     description: 'SQS endpoint override (ElasticMQ locally); empty means AWS',
+  },
+  'sqs.timeoutMs': {
+    env: 'SQS_TIMEOUT_MS',
+    flag: '--sqs-timeout',
+    default: '30000',
+    schema: ms(100),
+    description:
+      'Timeout for one SQS request, in ms (never below 25 s, as a long poll waits 20 s; connecting: at most 10 s)',
   },
   'queues.scan': {
     env: 'SCAN_QUEUE_URL',
@@ -531,7 +595,7 @@ export const SETTINGS = {
     env: 'SCAN_ROWS_PER_TASK',
     flag: '--rows-per-task',
     default: '2000000',
-    schema: int.min(1000),
+    schema: intIn(1000, 1_000_000_000),
     description: 'Target rows per token sub-range task (sized from system.size_estimates)',
   },
   'scan.fetchSize': {
@@ -540,15 +604,47 @@ export const SETTINGS = {
     // 1000-row pages scan as fast as 5000-row ones here, but the larger pages, held while their blocks
     // are enqueued, made V8 grow the heap: peak RSS of a 1M-row fan-out ~290 MB at 5000, ~220 MB at 1000.
     default: '1000',
-    schema: int.min(10).max(100_000),
+    schema: intIn(10, 100_000),
     description: 'Ids read per Cassandra page during a scan (a checkpoint can be taken after each page)',
   },
   'scan.minTasks': {
     env: 'SCAN_MIN_TASKS',
     flag: '--min-tasks',
     default: '64',
-    schema: int.min(1),
+    schema: intIn(1, 65_536),
     description: 'Minimum number of token sub-range tasks per full scan (parallelism on small tables)',
+  },
+  'ledger.kind': {
+    env: 'LEDGER',
+    flag: '--ledger',
+    default: 'auto',
+    schema: z.enum(['auto', 'embedded', 'cassandra'], { error: 'expected auto, embedded or cassandra' }),
+    description:
+      'Where runs are recorded: `embedded` (a SQLite file in the state directory), `cassandra` (the ops keyspace), `auto` (embedded on the CLI, Cassandra on AWS)',
+  },
+  'ledger.stateDir': {
+    env: 'SUNBIRD_DATAOPS_STATE_DIR',
+    flag: '--state-dir',
+    default: '',
+    schema: str,
+    description:
+      'Directory of the embedded ledger; empty means `$XDG_STATE_HOME/sunbird-dataops` or `~/.local/state/sunbird-dataops`',
+  },
+  'sync.stallMs': {
+    env: 'SYNC_STALL_TIMEOUT_MS',
+    flag: '--stall-timeout',
+    default: '600000',
+    schema: ms(1000, 86_400_000),
+    description:
+      "With a shared queue: give up (exit 3, resumable) when none of the run's blocks arrived for this long, in ms",
+  },
+  'lambda.reserveMs': {
+    env: 'LAMBDA_RESERVE_MS',
+    flag: '--lambda-reserve',
+    default: '60000',
+    schema: ms(1000),
+    description:
+      'Lambda only: a block or scan task is not started with less than this left of the invocation (it returns to its queue unstarted), and a scan checkpoints this long before the timeout, in ms',
   },
   'log.level': {
     env: 'LOG_LEVEL',

@@ -5,7 +5,7 @@
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { deletionTables } from '#shared/keycloak/cassandra-records.ts';
 import { mergeTables } from '#shared/merge/cassandra-store.ts';
-import { ledgerTables } from '#shared/sync/cassandra-ledger.ts';
+import { LEDGER_COLUMNS, ledgerTables } from '#shared/sync/cassandra-ledger.ts';
 
 export interface Keyspaces {
   sunbird: string;
@@ -105,6 +105,34 @@ export async function migrate(client: CassandraClient, opts: MigrateOptions = {}
       // Schema changes must be agreed by every node before the next one; the driver waits for that.
       await client.execute(cql, [], { prepare: false });
     }
+    if (part === 'ops') await addMissingColumns(client, ks.ops, opts.onStatement);
   }
   return ks;
+}
+
+/** Columns added to the ledger after its tables were first created (CQL has no ADD … IF NOT EXISTS). */
+async function addMissingColumns(
+  client: CassandraClient,
+  ks: string,
+  onStatement?: (cql: string) => void,
+): Promise<void> {
+  const rs = await client.execute(
+    'SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = ?',
+    [ks],
+  );
+  const have = new Set(rs.rows.map((r) => `${r.table_name}.${r.column_name}`));
+  for (const c of LEDGER_COLUMNS) {
+    if (have.has(`${c.table}.${c.column}`)) continue;
+    const cql = `ALTER TABLE ${ks}.${c.table} ADD ${c.column} ${c.type}`;
+    onStatement?.(cql);
+    await client.execute(cql, [], { prepare: false });
+  }
+}
+
+/** The CQL `migrate --print` shows a DBA: the ops keyspace and its tables, idempotent. */
+export function opsSchemaCql(keyspace: string, replication: string): string[] {
+  return [
+    `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = ${replication}`,
+    ...opsTables(keyspace),
+  ];
 }

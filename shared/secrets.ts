@@ -4,7 +4,7 @@
  * `/aws/reference/secretsmanager/<secret-name>` path — read once per cold start with decryption.
  * Locally the plain environment variable is used. Nothing secret is ever resolved at packaging time.
  */
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { type FlatConfig, loadFlatConfig, SETTINGS } from '#shared/config.ts';
 
 export async function resolveSecretEnv(
@@ -16,6 +16,8 @@ export async function resolveSecretEnv(
     .map((def) => ({ env: def.env, param: env[`${def.env}_SSM`] }))
     .flatMap((r) => (r.param ? [{ env: r.env, param: r.param }] : []));
   if (refs.length === 0) return env;
+  // Loaded only when a secret is given by reference: without one, a cold start never parses the SSM client.
+  const { GetParameterCommand, SSMClient } = await import('#shared/clients/ssm.ts');
   const client = ssm ?? new SSMClient({});
   const resolved: Record<string, string | undefined> = { ...env };
   await Promise.all(

@@ -6,14 +6,11 @@
  * and the queue's own redrive policy moves a message to the DLQ after maxReceiveCount receives.
  * `maximumConcurrency` pollers run side by side, as the mapping's ScalingConfig would.
  */
-import {
-  DeleteMessageBatchCommand,
-  type Message,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { Message, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Invoke } from '#shared/clients/lambda.ts';
+import { sleep } from '#shared/core/time.ts';
+import { SqsQueue, type SqsReceivedMessage } from '#shared/queue/sqs.ts';
 
 export interface SqsBridgeOptions {
   sqs: SQSClient;
@@ -66,44 +63,33 @@ export function toSqsEvent(messages: Message[], arn: string, region: string): SQ
 export async function runSqsBridge(opts: SqsBridgeOptions): Promise<SqsBridgeStats> {
   const region = opts.region ?? 'us-east-1';
   const arn = queueArn(opts.queueUrl, region);
+  // The queue's own visibility timeout: a failure comes back after it, as with an event source mapping.
+  const queue = new SqsQueue(opts.sqs, opts.queueUrl);
   const stats: SqsBridgeStats = { invocations: 0, deleted: 0, failed: 0 };
   const poller = async () => {
     while (!opts.signal.aborted) {
-      let messages: Message[] = [];
+      let received: SqsReceivedMessage[] = [];
       try {
-        const out = await opts.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: opts.queueUrl,
-            MaxNumberOfMessages: Math.min(10, opts.batchSize ?? 10),
-            WaitTimeSeconds: 1,
-            MessageSystemAttributeNames: ['All'],
-          }),
-          { abortSignal: opts.signal },
-        );
-        messages = out.Messages ?? [];
-        if (messages.length === 0) continue;
+        received = await queue.receive({ max: opts.batchSize ?? 10, waitMs: 1000, signal: opts.signal });
+        if (received.length === 0) continue;
         stats.invocations++;
-        const response = (await opts.invoke(opts.fn, toSqsEvent(messages, arn, region))) as
-          | SQSBatchResponse
-          | undefined;
+        const event = toSqsEvent(
+          received.map((r) => r.message),
+          arn,
+          region,
+        );
+        const response = (await opts.invoke(opts.fn, event)) as SQSBatchResponse | undefined;
         const failedIds = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
-        const done = messages.filter((m) => !failedIds.has(m.MessageId ?? ''));
-        stats.failed += messages.length - done.length;
-        if (done.length > 0) {
-          await opts.sqs.send(
-            new DeleteMessageBatchCommand({
-              QueueUrl: opts.queueUrl,
-              Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
-            }),
-          );
-          stats.deleted += done.length;
-        }
+        const done = received.filter((m) => !failedIds.has(m.id));
+        stats.failed += received.length - done.length;
+        await Promise.all(done.map((m) => m.ack()));
+        stats.deleted += done.length;
       } catch (err) {
         if (opts.signal.aborted) break;
         // The whole batch comes back after its visibility timeout, as with a throwing function.
-        stats.failed += messages.length;
+        stats.failed += received.length;
         opts.onError?.(err);
-        await new Promise((r) => setTimeout(r, 1000));
+        await sleep(1000, opts.signal);
       }
     }
   };

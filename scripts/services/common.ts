@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { request } from 'undici';
+import { sleep } from '#shared/core/time.ts';
 import { type ServiceContext, type ServiceDefinition, ServiceError } from './types.ts';
 import { VERSIONS } from './versions.ts';
 
@@ -41,8 +42,6 @@ export function contextFor(name: string, log: (line: string) => void, root = PRO
     log,
   };
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // Ports
@@ -450,6 +449,8 @@ export interface MavenJavaServiceSpec
   version: string;
   /** The runtime classpath, copied from Maven Central into the cache by `fetchMavenClasspath`. */
   classpath: MavenDependency[];
+  /** Share another service's cached classpath (a variant of it, e.g. `cassandra-auth` of `cassandra`). */
+  cacheName?: string;
   /**
    * Write the configuration under `conf` (`<dataDir>/conf`, already created), run any one-off set-up
    * (Kafka formats its storage) and say how to launch.
@@ -462,8 +463,9 @@ export interface MavenJavaServiceSpec
  * ElasticMQ): `fetch` copies the classpath into the cache, `start` configures and launches it detached.
  */
 export function mavenJavaService(spec: MavenJavaServiceSpec): ServiceDefinition {
-  const { classpath, configure, ...definition } = spec;
-  const libDir = (ctx: ServiceContext) => fetchMavenClasspath(ctx, spec.version, classpath);
+  const { classpath, configure, cacheName, ...definition } = spec;
+  const libDir = (ctx: ServiceContext) =>
+    fetchMavenClasspath(cacheName ? { ...ctx, name: cacheName } : ctx, spec.version, classpath);
   return {
     ...definition,
     kind: 'managed',

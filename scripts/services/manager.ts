@@ -5,6 +5,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
+import { sleep } from '#shared/core/time.ts';
 import {
   contextFor,
   findOurProcesses,
@@ -15,7 +16,6 @@ import {
   portListenerPid,
   processCommandLine,
   readPidFile,
-  sleep,
   tailFile,
   withServiceLock,
 } from './common.ts';

@@ -6,7 +6,7 @@
  * A service that needs another one names it in `dependsOn` (keycloak: `['postgres']`); the manager
  * starts those first. Service modules import only common.ts, types.ts and versions.ts.
  */
-import { cassandraService } from './cassandra.ts';
+import { cassandraAuthService, cassandraService } from './cassandra.ts';
 import { elasticmqService } from './elasticmq.ts';
 import { kafkaService } from './kafka.ts';
 import { keycloakService } from './keycloak.ts';
@@ -21,6 +21,7 @@ export const SERVICES: readonly ServiceDefinition[] = [
   elasticmqService,
   keycloakService,
   opensearchService,
+  cassandraAuthService,
 ];
 
 export const SERVICE_NAMES: readonly string[] = SERVICES.map((s) => s.name);

@@ -2,8 +2,9 @@
  * Invokes a function through a Lambda Invoke endpoint: serverless-offline's (`lambdaPort`, default
  * 3002) locally, or AWS when no endpoint is given. Function names are `<service>-<stage>-<function>`.
  */
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
-import { RunFailedError } from '#shared/core/errors.ts';
+import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
+import { RunFailedError, ServiceUnavailableError } from '#shared/core/errors.ts';
+import { isRetryableNetworkError } from '#shared/core/retry.ts';
 
 export const OFFLINE_ENDPOINT = 'http://127.0.0.1:3002';
 
@@ -37,13 +38,26 @@ export function createInvoker(opts: InvokerOptions): Invoke {
       : {}),
   });
   return async (fn, payload) => {
-    const out = await client.send(
-      new InvokeCommand({
-        FunctionName: functionName(opts.stage, fn),
-        InvocationType: 'RequestResponse',
-        Payload: new TextEncoder().encode(JSON.stringify(payload ?? {})),
-      }),
-    );
+    const command = new InvokeCommand({
+      FunctionName: functionName(opts.stage, fn),
+      InvocationType: 'RequestResponse',
+      Payload: new TextEncoder().encode(JSON.stringify(payload ?? {})),
+    });
+    let out: InvokeCommandOutput;
+    try {
+      out = await client.send(command);
+    } catch (err) {
+      if (!isRetryableNetworkError(err)) throw err;
+      const where = opts.endpoint ?? 'AWS Lambda';
+      throw new ServiceUnavailableError(
+        'Lambda',
+        `cannot reach the Lambda endpoint ${where}: ${(err as Error).message}`,
+        {
+          address: where,
+          cause: err,
+        },
+      );
+    }
     const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
     const body = text ? (JSON.parse(text) as unknown) : undefined;
     if (out.FunctionError) {

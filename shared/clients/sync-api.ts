@@ -10,8 +10,18 @@
  *
  * Only HTTP 200 counts as success. HTTP and network failures never throw: after the retries are spent
  * the result carries ok=false and the last status/body/error. The API key never appears in a result.
+ *
+ * `check()` is the preflight a run makes before any side effect: one request that the gateway must let
+ * through (key and ACL) to a route that must exist, and that the service must refuse without doing
+ * anything. An empty `objectIds` list would not do: older learner-service versions answer it by
+ * re-indexing every row of the type ("Sync all data for type … as no IDs provided"). An unknown
+ * `objectType` is refused by the service's request validator (400 UOS_0072 "Invalid Object Type.")
+ * before any actor runs, in every version; the one id in the body keeps even a hypothetical validator
+ * that let it through from meaning "everything".
  */
 import { interceptors, Pool } from 'undici';
+import { ConfigError } from '#shared/config.ts';
+import { CredentialsRefusedError, ServiceUnavailableError } from '#shared/core/errors.ts';
 import {
   decideRetry,
   isRetryableNetworkError,
@@ -61,6 +71,61 @@ export function buildSyncRequestBody(objectType: string, ids: string[], verify =
   return JSON.stringify({ params: {}, request });
 }
 
+/** The preflight's request: an objectType no version of the service accepts, and one harmless id. */
+export const PREFLIGHT_BODY = JSON.stringify({
+  params: {},
+  request: {
+    objectType: 'sunbird-dataops-preflight',
+    operationFor: 'es',
+    objectIds: ['sunbird-dataops-preflight'],
+  },
+});
+/** Retries of the preflight on network errors, 429 and 5xx (a run that cannot start should say so soon). */
+const PREFLIGHT_RETRIES = 2;
+
+/** The endpoint as it may be shown: no user info, no query string. */
+export function shownEndpoint(endpoint: string): string {
+  try {
+    const u = new URL(endpoint);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+/**
+ * What the preflight's answer means. 200 or 400 (the service's own validation answer): the key and route
+ * were accepted. 401/403: the gateway refused the key (exit 3). 404/405: no sync route there — the
+ * endpoint setting is wrong (exit 2). No answer, or 429/5xx after the retries: not available (exit 3).
+ */
+export function preflightVerdict(
+  answer: { status: number | null; error?: string | undefined },
+  endpoint: string,
+  keyGiven: boolean,
+): void {
+  const at = shownEndpoint(endpoint);
+  const { status } = answer;
+  if (status === 200 || status === 400) return;
+  if (status === 401)
+    throw new CredentialsRefusedError(
+      'Sync API',
+      `the Sync API at ${at} refused the API key (HTTP 401)${keyGiven ? '' : '; no key was given: set SYNC_API_KEY or sunbird_sync_api_key'}`,
+    );
+  if (status === 403)
+    throw new CredentialsRefusedError(
+      'Sync API',
+      `the Sync API at ${at} refused this API key access to the sync route (HTTP 403: not in the route's ACL)`,
+    );
+  if (status === 404 || status === 405)
+    throw new ConfigError(
+      `no Sync API route at ${at} (HTTP ${status}): check sunbird_sync_api_endpoint / --sync-api-endpoint / SYNC_API_ENDPOINT (e.g. https://<domain>/api/data/v1/index/sync)`,
+    );
+  const why = status === null ? (answer.error ?? 'no answer') : `HTTP ${status}`;
+  throw new ServiceUnavailableError('Sync API', `the Sync API at ${at} is not available: ${why}`, {
+    address: at,
+  });
+}
+
 const DEFAULTS = {
   connectTimeoutMs: 5_000,
   headersTimeoutMs: 30_000,
@@ -84,8 +149,8 @@ interface CallState {
   stopReason?: string;
   /** When the current attempt was sent (performance.now()). */
   attemptStart: number;
-  onAttempt: SyncOptions['onAttempt'];
-  beforeRetry: SyncOptions['beforeRetry'];
+  onAttempt?: SyncOptions['onAttempt'];
+  beforeRetry?: SyncOptions['beforeRetry'];
 }
 
 export class SyncApiClient implements SyncApi {
@@ -115,6 +180,9 @@ export class SyncApiClient implements SyncApi {
       opts[key] = v;
     }
     if (opts.connections < 1) throw new Error('SyncApiClient: connections must be ≥ 1');
+    // Connecting never takes longer than a whole answer may.
+    if (options.connectTimeoutMs === undefined)
+      opts.connectTimeoutMs = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs);
     this.#opts = { ...opts, onRetry: options.onRetry };
     this.#origin = url.origin;
     this.#path = url.pathname + url.search;
@@ -146,13 +214,41 @@ export class SyncApiClient implements SyncApi {
     }
     if (!Array.isArray(ids)) throw new TypeError('SyncApiClient.sync: ids must be an array');
     const verify = options.verify === true;
-    const requestBody = buildSyncRequestBody(objectType, ids, verify);
-    const state: CallState = {
-      retries: 0,
-      attemptStart: performance.now(),
-      onAttempt: options.onAttempt,
-      beforeRetry: options.beforeRetry,
-    };
+    const result = await this.#post(
+      buildSyncRequestBody(objectType, ids, verify),
+      options.signal,
+      undefined,
+      {
+        onAttempt: options.onAttempt,
+        beforeRetry: options.beforeRetry,
+      },
+    );
+    if (verify && result.status === 200) {
+      const confirmed = confirmedIdsOf(result.responseBody);
+      result.confirmedIds = confirmed;
+      result.unconfirmedIds = ids.filter((id) => !confirmed.has(id));
+    }
+    return result;
+  }
+
+  /** The preflight (see the module comment): resolves when the key and route are accepted, else throws. */
+  async check(signal?: AbortSignal): Promise<void> {
+    const answer = await this.#post(
+      PREFLIGHT_BODY,
+      signal,
+      Math.min(PREFLIGHT_RETRIES, this.#opts.maxRetries),
+    );
+    preflightVerdict(answer, this.#origin + this.#path, this.#apiKey !== '');
+  }
+
+  /** One POST of `requestBody` with the retry policy; HTTP and network failures come back as results. */
+  async #post(
+    requestBody: string,
+    signal: AbortSignal | undefined,
+    maxRetries?: number,
+    hooks: Pick<CallState, 'onAttempt' | 'beforeRetry'> = {},
+  ): Promise<SyncCallResult> {
+    const state: CallState = { retries: 0, attemptStart: performance.now(), ...hooks };
     const base = { requestBody, attempts: 0 };
 
     let status: number;
@@ -165,9 +261,9 @@ export class SyncApiClient implements SyncApi {
         method: 'POST',
         headers: this.#headers,
         body: requestBody,
-        signal: options.signal ?? null,
+        signal: signal ?? null,
         // Merged by the retry interceptor over its defaults: the per-call policy.
-        retryOptions: { retry: this.#policy(state) },
+        retryOptions: { retry: this.#policy(state, maxRetries) },
       } as Parameters<Pool['request']>[0]);
       status = res.statusCode;
       headers = res.headers;
@@ -202,11 +298,6 @@ export class SyncApiClient implements SyncApi {
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     });
     if (state.stopReason) result.error = state.stopReason;
-    if (verify && status === 200) {
-      const confirmed = confirmedIdsOf(responseBody);
-      result.confirmedIds = confirmed;
-      result.unconfirmedIds = ids.filter((id) => !confirmed.has(id));
-    }
     return result;
   }
 
@@ -215,8 +306,8 @@ export class SyncApiClient implements SyncApi {
   }
 
   /** The retry decision for one call; undici's handler re-dispatches when it calls back without an error. */
-  #policy(state: CallState) {
-    const o = this.#opts;
+  #policy(state: CallState, maxRetries = this.#opts.maxRetries) {
+    const o = { ...this.#opts, maxRetries };
     return (
       err: Error,
       _context: unknown,

@@ -41,12 +41,18 @@ export function createFanoutHandler(deps: FanoutHandlerDeps) {
     const p = trigger.payload;
     const started =
       p.job === 'sync' ? await deps.starters.sync(p, context) : await deps.starters[p.job](p, context);
-    deps.logger.info('run started', {
-      runId: started.runId,
-      job: p.job,
-      tasks: started.tasks,
-      blocks: started.blocks,
-    });
+    if (started.duplicate)
+      deps.logger.info('start repeated: the run was started before, nothing started now', {
+        runId: started.runId,
+        job: p.job,
+      });
+    else
+      deps.logger.info('run started', {
+        runId: started.runId,
+        job: p.job,
+        tasks: started.tasks,
+        blocks: started.blocks,
+      });
     return started;
   };
 }

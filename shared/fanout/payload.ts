@@ -24,6 +24,12 @@ const common = {
     .string()
     .regex(/^[\w.-]{1,100}$/)
     .optional(),
+  /**
+   * Makes the start idempotent: a start with a key already used returns that run instead of starting
+   * another. Schedules pass their event id; without a key, the invocation's request id is used (an
+   * asynchronous invocation keeps its request id across Lambda's retries).
+   */
+  idempotencyKey: z.string().trim().min(1).max(200).optional(),
 };
 
 export const syncStartSchema = z.strictObject({ job: z.literal('sync'), ...common });

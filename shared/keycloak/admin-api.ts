@@ -7,7 +7,7 @@
  *   403 → the admin lacks the privilege: the whole run stops · 5xx, 429, network → retried with backoff,
  *   then recorded as failed · any other status → recorded as failed at once (retrying cannot help).
  */
-import { Agent, type Dispatcher, request } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { FlatConfig } from '#shared/config.ts';
 import { mapLimit } from '#shared/core/concurrency.ts';
 import { backoffMs, isRetryableStatus, parseRetryAfter } from '#shared/core/retry.ts';
@@ -72,6 +72,14 @@ export type DeleteOutcome =
   | { status: 'failed'; error: string; retryable: boolean };
 
 export interface KeycloakAdminApi {
+  /** Obtains an admin token (throws when the login is refused or Keycloak is unreachable). */
+  login(): Promise<void>;
+  /**
+   * Whether Keycloak lets this admin manage (delete) the user: its own answer in the user's `access`
+   * (which covers realm-management roles and fine-grained permissions alike). Undefined when Keycloak
+   * cannot tell (the user is gone, or a version without `access`); a 403 throws KeycloakRefusedError.
+   */
+  mayManageUser(realm: string, id: string): Promise<boolean | undefined>;
   deleteUser(realm: string, id: string): Promise<DeleteOutcome>;
   deleteUsers(realm: string, ids: readonly string[]): Promise<DeleteUsersResult>;
   clearUserCache(realm: string): Promise<void>;
@@ -106,6 +114,19 @@ export function validateAdminApiOptions(opts: AdminApiOptions): void {
   }
 }
 
+/**
+ * A request to `url` through `dispatcher`'s own `request` method (undici's top-level `request` does the
+ * same with a `dispatcher` option; the Lambda bundles carry only undici's dispatchers, config/esbuild.cjs).
+ */
+function requestOn(
+  dispatcher: Dispatcher,
+  url: string,
+  options: Omit<Dispatcher.RequestOptions, 'origin' | 'path'>,
+): Promise<Dispatcher.ResponseData> {
+  const { origin, pathname, search } = new URL(url);
+  return dispatcher.request({ ...options, origin, path: `${pathname}${search}` });
+}
+
 export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi {
   validateAdminApiOptions(opts);
   registerSecret(opts.password);
@@ -119,6 +140,7 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
   const log = opts.logger;
   const dispatcher = new Agent({
     connections: Math.max(concurrency, 2) + 2,
+    connect: { timeout: Math.min(timeoutMs, 10_000) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
@@ -150,9 +172,8 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
       let text: string;
       let retryAfter: string | string[] | undefined;
       try {
-        const res = await request(url, {
+        const res = await requestOn(dispatcher, url, {
           method: 'POST',
-          dispatcher,
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
           body: form.toString(),
         });
@@ -213,9 +234,8 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
     bearer: string,
     body?: unknown,
   ): Promise<AdminResponse> {
-    const res = await request(`${base}${path}`, {
+    const res = await requestOn(dispatcher, `${base}${path}`, {
       method,
-      dispatcher,
       headers: {
         authorization: `Bearer ${bearer}`,
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
@@ -297,6 +317,19 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
   }
 
   return {
+    async login() {
+      await currentToken();
+    },
+    async mayManageUser(realm, id) {
+      const out = await callWithPolicy('GET', usersPath(realm, id));
+      if ('error' in out)
+        throw new KeycloakUnreachableError(`cannot reach the Keycloak Admin API at ${base}: ${out.error}`, {
+          address: base,
+        });
+      if (out.res.status !== 200) return undefined;
+      const access = (out.res.json() as { access?: { manage?: unknown } }).access;
+      return typeof access?.manage === 'boolean' ? access.manage : undefined;
+    },
     deleteUser,
     async deleteUsers(realm, ids) {
       const result: DeleteUsersResult = { deleted: [], notFound: [], failed: [] };

@@ -1,9 +1,10 @@
 /**
  * The Sunbird user directory on Cassandra: "which of these ids exist in sunbird.user?", answered by
  * partition-key look-ups (never a scan): `WHERE id IN (…)` for up to IN_SLICE ids at a time, so a block of
- * 100 ids is one round trip instead of a hundred, with a bounded number of slices in flight.
+ * 100 ids is one round trip instead of a hundred, with a bounded number of slices in flight. Each look-up
+ * rides out a Cassandra outage of up to the client's retry window.
  */
-import type { CassandraClient } from '#shared/clients/cassandra.ts';
+import { type CassandraClient, executeIdempotent } from '#shared/clients/cassandra.ts';
 import { mapLimit } from '#shared/core/concurrency.ts';
 import type { UserDirectory } from '#shared/keycloak/ports.ts';
 
@@ -29,7 +30,7 @@ export function cassandraUserDirectory(
       for (let i = 0; i < unique.length; i += IN_SLICE) slices.push(unique.slice(i, i + IN_SLICE));
       const found = new Set<string>();
       await mapLimit(slices, opts.concurrency ?? 4, async (slice) => {
-        const rs = await client.execute(cql, [slice], { prepare: true, fetchSize: IN_SLICE });
+        const rs = await executeIdempotent(client, cql, [slice], { fetchSize: IN_SLICE });
         for (const row of rs.rows) found.add(row.get('id') as string);
       });
       return found;

@@ -5,7 +5,7 @@
  * partition carries at most that many blocks' ids (5 000 rows at the default block size of 100). Rows are
  * upserts keyed by (seq, id): a redelivered block rewrites its rows instead of adding to them.
  */
-import { type CassandraClient, pagedRows } from '#shared/clients/cassandra.ts';
+import { type CassandraClient, executeIdempotent, pagedRows } from '#shared/clients/cassandra.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
 import type { DeletionOutcome, DeletionRecords, DeletionRow } from '#shared/keycloak/ports.ts';
 
@@ -35,10 +35,10 @@ export class CassandraDeletionRecords implements DeletionRecords {
   }
 
   async outcomes(runId: string, rangeNo: number, seq: number): Promise<Map<string, DeletionOutcome>> {
-    const rs = await this.#client.execute(
+    const rs = await executeIdempotent(
+      this.#client,
       `SELECT id, outcome FROM ${this.#table} WHERE run_id = ? AND range_no = ? AND chunk = ? AND seq = ?`,
       [runId, rangeNo, chunkOf(seq), seq],
-      { prepare: true },
     );
     return new Map(rs.rows.map((r) => [r.id as string, r.outcome as DeletionOutcome]));
   }
@@ -46,7 +46,8 @@ export class CassandraDeletionRecords implements DeletionRecords {
   async write(runId: string, rows: readonly DeletionRow[]): Promise<void> {
     const now = new Date();
     await forEachLimit(rows, 32, async (r) => {
-      await this.#client.execute(
+      await executeIdempotent(
+        this.#client,
         `INSERT INTO ${this.#table} (run_id, range_no, chunk, seq, id, outcome, realm, error, updated_at) VALUES (?,?,?,?,?,?,?,?,?)`,
         [
           runId,
@@ -59,7 +60,6 @@ export class CassandraDeletionRecords implements DeletionRecords {
           r.error?.slice(0, MAX_ERROR_CHARS) ?? null,
           now,
         ],
-        { prepare: true },
       );
     });
   }

@@ -9,6 +9,7 @@
  * admin login, that record and every remaining one are recorded as not attempted and reported as failures,
  * so nothing is silently dropped.
  */
+import type { Context } from 'aws-lambda';
 import type { FlatConfig } from '#shared/config.ts';
 import { BadInputError } from '#shared/core/errors.ts';
 import { type Metrics, noMetrics } from '#shared/core/metrics.ts';
@@ -16,7 +17,7 @@ import { DeleteStage, type DeleteStageDeps } from '#shared/keycloak/delete-stage
 import type { KeycloakRuntime } from '#shared/keycloak/runtime.ts';
 import { type DeletionOverrides, deletionRequest, startKeycloakDeletion } from '#shared/keycloak/start.ts';
 import { type Logger, withLogKeys } from '#shared/logger.ts';
-import { recordMessage, type SqsHandler, sqsBatchHandler } from '#shared/sync/handler.ts';
+import { budgetOf, recordMessage, type SqsHandler, sqsBatchHandler, startKey } from '#shared/sync/handler.ts';
 import { blockSchema, parseMessage } from '#shared/sync/messages.ts';
 import type { IdSource, MessageQueue, RunLedger } from '#shared/sync/ports.ts';
 import type { StartedRun } from '#shared/sync/run.ts';
@@ -27,6 +28,8 @@ export interface DeleteHandlerDeps {
   stageDeps: () => DeleteStageDeps;
   logger: Logger;
   metrics?: Metrics;
+  /** No block is started with less than this left of the invocation (ms); the rest come back unstarted. */
+  reserveMs?: number;
 }
 
 export function createDeleteHandler(deps: DeleteHandlerDeps): SqsHandler {
@@ -35,31 +38,34 @@ export function createDeleteHandler(deps: DeleteHandlerDeps): SqsHandler {
   return (event, context) => {
     // One stage per invocation: a stop ends this batch; the next batch tries again.
     const stage = new DeleteStage(deps.stageDeps(), { recordNotAttempted: false });
-    return sqsBatchHandler(async (rec) => {
-      const block = recordMessage((b) => parseMessage(blockSchema, b), rec, logger);
-      await withLogKeys(
-        logger,
-        { runId: block.run.runId, block: `${block.rangeNo}/${block.seq}` },
-        async () => {
-          const out = await stage.handle(block);
-          const count = (o: string) => out.rows.filter((r) => r.outcome === o).length;
-          metrics.count(DELETE_METRIC.deleted, count('deleted'));
-          metrics.count(DELETE_METRIC.failed, count('failed'));
-          logger.info('delete block done', {
-            dryRun: block.run.dryRun,
-            deleted: count('deleted'),
-            failed: count('failed'),
-          });
-          for (const w of out.warnings) logger.warn(w);
-          if (out.stopped) {
-            logger.error('Keycloak deletion stopped', { error: out.stopped });
-            throw new Error(`not attempted: the run stopped: ${out.stopped}`);
-          }
-          if (out.retryable)
-            throw new Error(`block ${block.rangeNo}/${block.seq}: some ids failed and may pass on retry`);
-        },
-      );
-    })(event, context);
+    return sqsBatchHandler(
+      async (rec) => {
+        const block = recordMessage((b) => parseMessage(blockSchema, b), rec, logger);
+        await withLogKeys(
+          logger,
+          { runId: block.run.runId, block: `${block.rangeNo}/${block.seq}` },
+          async () => {
+            const out = await stage.handle(block);
+            const count = (o: string) => out.rows.filter((r) => r.outcome === o).length;
+            metrics.count(DELETE_METRIC.deleted, count('deleted'));
+            metrics.count(DELETE_METRIC.failed, count('failed'));
+            logger.info('delete block done', {
+              dryRun: block.run.dryRun,
+              deleted: count('deleted'),
+              failed: count('failed'),
+            });
+            for (const w of out.warnings) logger.warn(w);
+            if (out.stopped) {
+              logger.error('Keycloak deletion stopped', { error: out.stopped });
+              throw new Error(`not attempted: the run stopped: ${out.stopped}`);
+            }
+            if (out.retryable)
+              throw new Error(`block ${block.rangeNo}/${block.seq}: some ids failed and may pass on retry`);
+          },
+        );
+      },
+      budgetOf(deps.reserveMs, logger),
+    )(event, context);
   };
 }
 
@@ -75,18 +81,26 @@ export interface KeycloakStartDeps {
 /** Starts a deletion run from a start payload: candidates from Keycloak's database (ids only filter them). */
 export function keycloakStarter(deps: KeycloakStartDeps) {
   return async (
-    payload: DeletionOverrides & { objectType: string; ids?: string[] | undefined },
+    payload: DeletionOverrides & {
+      objectType: string;
+      ids?: string[] | undefined;
+      idempotencyKey?: string | undefined;
+    },
+    context?: Pick<Context, 'awsRequestId'>,
   ): Promise<StartedRun> => {
     if (payload.objectType !== 'user')
       throw new BadInputError('delete-keycloak-users works on objectType "user"');
     const kc = deps.keycloak();
     try {
-      const { ids, objectType: _o, ...over } = payload;
-      const req = deletionRequest(deps.cfg, {
-        source: ids ? 'lambda: keycloak candidates ∩ ids' : 'lambda: keycloak candidates',
-        ids,
-        over,
-      });
+      const { ids, objectType: _o, idempotencyKey: _k, ...over } = payload;
+      const req = {
+        ...deletionRequest(deps.cfg, {
+          source: ids ? 'lambda: keycloak candidates ∩ ids' : 'lambda: keycloak candidates',
+          ids,
+          over,
+        }),
+        ...startKey(payload, context),
+      };
       const q = deps.syncQueue();
       const { prepared, ...started } = await startKeycloakDeletion(req, {
         users: kc.users,
@@ -96,6 +110,7 @@ export function keycloakStarter(deps: KeycloakStartDeps) {
         scanQueue: q,
         blockQueue: q,
       });
+      if (!prepared) return started;
       deps.logger.info('keycloak deletion run started', {
         runId: started.runId,
         candidates: started.ids,

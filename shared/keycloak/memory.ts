@@ -147,6 +147,21 @@ export class MemoryKeycloak implements KeycloakUsers, UserStore {
   async afterDelete(): Promise<string[]> {
     return [];
   }
+
+  /** The preflight answers as the real store does: a refused login, or no manage-users, is refused. */
+  preflight: 'ok' | 'login-refused' | 'no-manage-users' = 'ok';
+  /** Preflight checks made, with their samples. */
+  readonly checks: Array<ReadonlyArray<{ realm: string; id: string }>> = [];
+
+  async check(samples: ReadonlyArray<{ realm: string; id: string }>): Promise<void> {
+    this.checks.push(samples);
+    if (this.preflight === 'login-refused')
+      throw new KeycloakRefusedError('Keycloak refused the admin login (password grant): HTTP 401');
+    if (this.preflight === 'no-manage-users' && samples.length > 0)
+      throw new KeycloakRefusedError(
+        `the Keycloak admin may not delete users of realm "${samples[0]!.realm}": no manage-users privilege`,
+      );
+  }
 }
 
 /** The SQL store's semantics on the same memory: the re-check runs at the deletion itself (rows locked). */
@@ -191,6 +206,8 @@ export class MemorySqlStore implements UserStore {
   async afterDelete(): Promise<string[]> {
     return ['KEYCLOAK MUST BE RESTARTED (memory store)'];
   }
+
+  async check(): Promise<void> {}
 }
 
 /** The Sunbird users that exist (sunbird.user). */

@@ -4,15 +4,21 @@
  * transaction, for the re-check under row locks.
  */
 import type { PoolClient } from 'pg';
-import type { PgPool } from '#shared/clients/postgres.ts';
+import { type PgPool, postgresError } from '#shared/clients/postgres.ts';
+
+/** How errors name Keycloak's PostgreSQL. */
+export const KEYCLOAK_DB = 'Keycloak database';
+
 import { KeycloakDataError } from '#shared/keycloak/errors.ts';
 import type { KeycloakUserRow, KeycloakUsers, SelectOptions } from '#shared/keycloak/ports.ts';
 
 export type Queryable = Pick<PoolClient, 'query'>;
 
-/** Runs `fn` in a READ ONLY transaction. */
+/** Runs `fn` in a READ ONLY transaction; an unreachable or refusing database is an error on the taxonomy. */
 export async function readOnly<T>(pool: PgPool, fn: (db: Queryable) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  const client = await pool.connect().catch((err: unknown) => {
+    throw postgresError(err, pool, KEYCLOAK_DB);
+  });
   try {
     await client.query('BEGIN READ ONLY');
     const out = await fn(client);
@@ -20,7 +26,7 @@ export async function readOnly<T>(pool: PgPool, fn: (db: Queryable) => Promise<T
     return out;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
-    throw err;
+    throw postgresError(err, pool, KEYCLOAK_DB);
   } finally {
     client.release();
   }

@@ -91,6 +91,14 @@ export interface UserStore {
   ): Promise<StoreDeleteResult>;
   /** What must follow deletions in a realm (SQL: clear Keycloak's user cache); returns warnings. */
   afterDelete(realm: string): Promise<string[]>;
+  /**
+   * The preflight, before the run's first side effect (its first Sync API call): can this store delete
+   * users of these realms? `samples` holds one candidate per realm, for the checks Keycloak answers per
+   * user. Admin API: an admin token is obtained and Keycloak confirms the admin may manage the sample
+   * user (`manage-users`). SQL: the database accepts the login and the role may delete from
+   * `user_entity`. Throws on the taxonomy: refused → credentials refused, unreachable → unavailable.
+   */
+  check(samples: ReadonlyArray<{ realm: string; id: string }>): Promise<void>;
 }
 
 export const DELETION_OUTCOMES = [

@@ -4,6 +4,7 @@
  * first needed, so a dry run never logs in), the Cassandra user directory and deletion records. Created
  * lazily and once per container.
  */
+import type { DatabaseSync } from 'node:sqlite';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { createPgPool, type PgPool } from '#shared/clients/postgres.ts';
 import type { FlatConfig } from '#shared/config.ts';
@@ -27,6 +28,7 @@ import type {
   UserStore,
 } from '#shared/keycloak/ports.ts';
 import { SqlUserStore } from '#shared/keycloak/sql-store.ts';
+import { SqliteDeletionRecords } from '#shared/keycloak/sqlite-records.ts';
 import type { Logger } from '#shared/logger.ts';
 import type { RunLedger } from '#shared/sync/ports.ts';
 
@@ -75,10 +77,19 @@ export class KeycloakRuntime {
   #store?: UserStore;
   #records?: DeletionRecords;
 
-  constructor(cfg: FlatConfig, cassandra: () => CassandraClient, logger?: Logger) {
+  readonly #stateDb: () => DatabaseSync | undefined;
+
+  /** `stateDb`: the CLI's embedded ledger, when the run ledger is there (the records go beside it). */
+  constructor(
+    cfg: FlatConfig,
+    cassandra: () => CassandraClient,
+    logger?: Logger,
+    stateDb: () => DatabaseSync | undefined = () => undefined,
+  ) {
     this.cfg = cfg;
     this.#cassandra = cassandra;
     this.#logger = logger;
+    this.#stateDb = stateDb;
   }
 
   get pool(): PgPool {
@@ -86,6 +97,7 @@ export class KeycloakRuntime {
       url: this.cfg['postgres.url'],
       password: this.cfg['postgres.password'],
       max: 4,
+      timeoutMs: this.cfg['postgres.timeoutMs'],
     });
     return this.#pool;
   }
@@ -121,7 +133,12 @@ export class KeycloakRuntime {
   }
 
   get records(): DeletionRecords {
-    this.#records ??= new CassandraDeletionRecords(this.#cassandra(), this.cfg['cassandra.opsKeyspace']);
+    if (!this.#records) {
+      const db = this.#stateDb();
+      this.#records = db
+        ? new SqliteDeletionRecords(db)
+        : new CassandraDeletionRecords(this.#cassandra(), this.cfg['cassandra.opsKeyspace']);
+    }
     return this.#records;
   }
 

@@ -12,9 +12,10 @@
  * Keycloak caches users in memory: afterwards the realm's user cache is cleared through the Admin API, or
  * — without one — the caller gets a loud warning that Keycloak must be restarted.
  */
-import type { PgPool } from '#shared/clients/postgres.ts';
+import { type PgPool, postgresError } from '#shared/clients/postgres.ts';
+import { CredentialsRefusedError } from '#shared/core/errors.ts';
 import type { KeycloakAdminApi } from '#shared/keycloak/admin-api.ts';
-import { lookupIn, protectedIn, type Queryable } from '#shared/keycloak/pg-users.ts';
+import { KEYCLOAK_DB, lookupIn, protectedIn, type Queryable } from '#shared/keycloak/pg-users.ts';
 import type { FailedId, Recheck, StoreDeleteResult, UserStore } from '#shared/keycloak/ports.ts';
 import { scrubString } from '#shared/redact.ts';
 
@@ -281,5 +282,25 @@ export class SqlUserStore implements UserStore {
 
   afterDelete(realm: string): Promise<string[]> {
     return afterSqlDelete(this.#adminApi(), realm);
+  }
+
+  /**
+   * The database accepts our login and our role may delete Keycloak's users; when an Admin API is
+   * configured (to clear the user cache afterwards) its login works too.
+   */
+  async check(): Promise<void> {
+    const { rows } = await this.#pool
+      .query<{ ok: boolean | null }>(`SELECT has_table_privilege(to_regclass('user_entity'), 'DELETE') AS ok`)
+      .catch((err: unknown) => {
+        throw postgresError(err, this.#pool, KEYCLOAK_DB);
+      });
+    if (rows[0]?.ok !== true)
+      throw new CredentialsRefusedError(
+        KEYCLOAK_DB,
+        rows[0]?.ok === false
+          ? "the Keycloak database role may not delete from user_entity (sql mode needs DELETE on Keycloak's user tables)"
+          : "no table user_entity in the Keycloak database: is KEYCLOAK_DB_URL Keycloak's database?",
+      );
+    await this.#adminApi()?.login();
   }
 }

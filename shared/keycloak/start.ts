@@ -8,7 +8,14 @@ import { effectivePacing, type FlatConfig } from '#shared/config.ts';
 import { DELETE_STAGE } from '#shared/keycloak/delete-stage.ts';
 import type { DeleteMode, KeycloakUsers, SelectOptions, UserDirectory } from '#shared/keycloak/ports.ts';
 import { type PreparedSelection, prepareSelection } from '#shared/keycloak/selection.ts';
-import { type StartedRun, type StartRunDeps, type StartRunRequest, startRun } from '#shared/sync/run.ts';
+import {
+  onceByKey,
+  runSettingsOf,
+  type StartedRun,
+  type StartRunDeps,
+  type StartRunRequest,
+  startRun,
+} from '#shared/sync/run.ts';
 
 export const KEYCLOAK_JOB = 'delete-keycloak-users';
 
@@ -21,7 +28,11 @@ export interface KeycloakDeletionRequest extends SelectOptions {
   blockSize: number;
   sleepMs: number;
   runId?: string;
+  /** Makes the start idempotent (see `StartRunRequest.idempotencyKey`). */
+  idempotencyKey?: string;
   source: string;
+  /** Kept with the run in the ledger (e.g. where the CLI writes its files). */
+  params?: Record<string, unknown>;
 }
 
 /** What a caller may set over the configuration (a console payload). */
@@ -83,7 +94,9 @@ export function deletionRunRequest(
     groups: [...prepared.byRealm].map(([realm, ids]) => ({ ids, context: { realm } })),
     source: req.source,
     ...(req.runId ? { runId: req.runId } : {}),
+    ...(req.idempotencyKey ? { idempotencyKey: req.idempotencyKey } : {}),
     params: {
+      ...req.params,
       realm: req.realm ?? '',
       limit: req.limit,
       protectedRoles: req.protectedRoles,
@@ -111,15 +124,31 @@ export function prepareDeletion(
 }
 
 export interface StartedDeletion extends StartedRun {
-  prepared: PreparedSelection;
+  /** The selection; absent when the start was a repeat of an earlier one (nothing was selected). */
+  prepared?: PreparedSelection;
 }
 
-/** Selects the candidates and starts the chain (Lambda fan-out, or the CLI's `--target aws`). */
-export async function startKeycloakDeletion(
+/**
+ * Selects the candidates and starts the chain (Lambda fan-out, or the CLI's `--target aws`). With an
+ * idempotency key, the key is claimed before the selection, so a repeated start selects nothing.
+ */
+export function startKeycloakDeletion(
   req: KeycloakDeletionRequest,
   deps: SelectionDeps & StartRunDeps,
 ): Promise<StartedDeletion> {
-  const prepared = await prepareDeletion(req, deps);
-  const started = await startRun(deletionRunRequest(req, prepared), deps);
-  return { ...started, prepared };
+  const { idempotencyKey, ...once } = req;
+  const fresh = runSettingsOf(deletionRunRequest(once, EMPTY));
+  return onceByKey(idempotencyKey, fresh, deps.ledger, async (runId) => {
+    const prepared = await prepareDeletion(once, deps);
+    const started = await startRun(deletionRunRequest({ ...once, runId }, prepared), deps);
+    return { ...started, prepared };
+  });
 }
+
+/** The selection of a repeated start, which selects nothing. */
+const EMPTY: PreparedSelection = {
+  byRealm: new Map(),
+  excluded: [],
+  notInKeycloak: [],
+  selection: { candidates: [], excluded: [], selected: 0 },
+};

@@ -136,6 +136,14 @@ export class MemoryMergeStore implements MergeStore {
 export class MemoryPublisher implements EventPublisher {
   readonly published: Array<{ topic: string } & OutgoingMessage> = [];
   failNext = 0;
+  /** The preflight's answer: an error to throw (the broker unreachable), or none. */
+  connectError?: Error;
+  connects = 0;
+
+  async connect(): Promise<void> {
+    this.connects++;
+    if (this.connectError) throw this.connectError;
+  }
 
   async publish(topic: string, messages: OutgoingMessage[]): Promise<void> {
     if (this.failNext > 0) {

@@ -81,6 +81,11 @@ export interface OutgoingMessage {
 }
 
 export interface EventPublisher {
+  /**
+   * The preflight, before a merge's first write: the broker is reachable and accepts this client, so the
+   * merge will be able to publish its events. Cheap after the first success. Throws on the taxonomy.
+   */
+  connect?(): Promise<void>;
   publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
 }
 

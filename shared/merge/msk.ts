@@ -5,16 +5,14 @@
  * offset order; partitions run side by side. A record handler that throws stops its partition: that record
  * and every later one of the partition must come back, so the function reports it.
  *
- * How they come back. Throwing makes Lambda retry the whole batch, in every poller mode; the merge
- * journal makes re-handling the records that had already succeeded harmless. AWS also documents a
- * partial batch response for Kafka event sources ("Configuring error handling controls for Kafka event
- * sources", docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html: `ReportBatchItemFailures`,
- * available for Amazon MSK and self-managed Kafka, configured under provisioned-mode pollers). The
- * identifier shape is not spelled out in that page; Powertools for Python (aws-powertools/
- * powertools-lambda-python PR #7941) sends `{"partition": "<topic>-<partition>", "offset": <n>}`, while
- * middy's event-batch-response docs describe a `"<topic>-<partition>-<offset>"` string. Because of that
- * disagreement and the provisioned-mode requirement, the partial response is opt-in
- * (`MERGE_REPORT_BATCH_ITEM_FAILURES=true`, Powertools shape) and throwing is the default.
+ * How they come back. By default the handler answers with a Kafka partial batch response naming, per
+ * failed partition, the first record to retry (Powertools' shape `{"partition": "<topic>-<partition>",
+ * "offset": <n>}`). AWS documents `ReportBatchItemFailures` for Amazon MSK and self-managed Kafka
+ * mappings in provisioned poller mode ("Configuring error handling controls for Kafka event sources",
+ * docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html), and the stack's mapping is
+ * configured that way, with bounded retries, batch bisection and an on-failure destination.
+ * `MERGE_REPORT_BATCH_ITEM_FAILURES=false` throws instead, which makes Lambda retry the whole batch in
+ * any poller mode; the merge journal makes re-handling the records that had already succeeded harmless.
  */
 import type { MSKEvent, MSKRecord } from 'aws-lambda';
 

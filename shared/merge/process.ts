@@ -36,6 +36,7 @@ export type MessageResult =
 
 export async function processMergeMessage(value: string | Buffer, deps: ProcessDeps): Promise<MessageResult> {
   const { metrics } = deps;
+  await deps.publisher.connect?.(); // preflight: no write (nor failed-event report) unless Kafka answers
   metrics.count(METRIC.total);
   const checked = validateMergeEvent(value);
   const report = (original: unknown, reason: string) =>

@@ -5,6 +5,7 @@ import {
   createCassandraClient,
 } from '#shared/clients/cassandra.ts';
 import {
+  connectProducer,
   createProducer,
   type KafkaOptions,
   kafkaOptionsFrom,
@@ -80,8 +81,20 @@ export function kafkaOptions(cfg: FlatConfig, signer?: MskTokenSigner): KafkaOpt
   return cfg['kafka.tls'] ? { ...opts, tls: {} } : opts;
 }
 
-export function kafkaPublisher(producer: StringProducer): EventPublisher {
+/**
+ * The merge's publisher on a producer. `connect` (the preflight) reaches the brokers and learns `topics`
+ * once; after a failure the next call tries again. Every publish is bounded by KAFKA_TIMEOUT_MS.
+ */
+export function kafkaPublisher(producer: StringProducer, topics: string[] = []): EventPublisher {
+  let connected: Promise<void> | undefined;
   return {
+    connect() {
+      connected ??= connectProducer(producer, topics).catch((err: unknown) => {
+        connected = undefined;
+        throw err;
+      });
+      return connected;
+    },
     publish: (topic, messages) =>
       produce(
         producer,
@@ -118,7 +131,7 @@ export function createMergeRuntime(cfg: FlatConfig, metrics: Metrics): MergeRunt
   return {
     deps: {
       store,
-      publisher: kafkaPublisher(producer),
+      publisher: kafkaPublisher(producer, [topics.courseBatch, topics.failed]),
       courseBatchTopic: topics.courseBatch,
       failedTopic: topics.failed,
       writeConcurrency: cfg['merge.writeConcurrency'],
@@ -129,7 +142,8 @@ export function createMergeRuntime(cfg: FlatConfig, metrics: Metrics): MergeRunt
     producer,
     topics,
     async close() {
-      await Promise.allSettled([producer.close(), cassandra.shutdown()]);
+      // Forced: a producer that could not reach Kafka has nothing to flush, and must not wait for it.
+      await Promise.allSettled([producer.close(true), cassandra.shutdown()]);
     },
   };
 }

@@ -34,6 +34,26 @@ export interface ReceivingQueue extends MessageQueue {
   receive(opts?: ReceiveOptions): Promise<ReceivedMessage[] | null>;
 }
 
+/**
+ * A queue whose adapter is made when it is first sent to or received from, so a function that may never
+ * use the queue does not load its client library at start-up.
+ */
+export class LazyQueue implements ReceivingQueue {
+  readonly #queue: () => Promise<ReceivingQueue>;
+
+  constructor(queue: () => Promise<ReceivingQueue>) {
+    this.#queue = queue;
+  }
+
+  async send(bodies: string[]): Promise<void> {
+    await (await this.#queue()).send(bodies);
+  }
+
+  async receive(opts?: ReceiveOptions): Promise<ReceivedMessage[] | null> {
+    return (await this.#queue()).receive(opts);
+  }
+}
+
 /** The queue refused messages (SQS send failures after retries). */
 export class QueueSendError extends ServiceUnavailableError {
   override name = 'QueueSendError';

@@ -1,10 +1,11 @@
 /**
  * The Cassandra adapter of the id source: the ring from the driver's token-range metadata, row estimates
  * from `system.size_estimates`, and pages of `SELECT id … WHERE token(id) > ? AND token(id) <= ?` (only
- * the partition key is read).
+ * the partition key is read). Every read rides out a Cassandra outage of up to the client's retry window
+ * (`executeIdempotent`); a page is re-read from its own paging state, so a scan loses and repeats nothing.
  */
 import cassandra from 'cassandra-driver';
-import type { CassandraClient } from '#shared/clients/cassandra.ts';
+import { type CassandraClient, connectCassandra, executeIdempotent } from '#shared/clients/cassandra.ts';
 import type { IdPage, IdSource, TokenRange } from '#shared/sync/ports.ts';
 import { MIN_TOKEN } from '#shared/sync/tokens.ts';
 
@@ -23,7 +24,7 @@ export class CassandraIdSource implements IdSource {
   }
 
   async tokenRanges(): Promise<TokenRange[]> {
-    await this.#client.connect();
+    await connectCassandra(this.#client);
     return [...this.#client.metadata.getTokenRanges()]
       .flatMap((r) => r.unwrap())
       .sort((a, b) => a.compare(b))
@@ -31,7 +32,8 @@ export class CassandraIdSource implements IdSource {
   }
 
   async estimateRows(keyspace: string, table: string): Promise<number> {
-    const rs = await this.#client.execute(
+    const rs = await executeIdempotent(
+      this.#client,
       'SELECT partitions_count FROM system.size_estimates WHERE keyspace_name = ? AND table_name = ?',
       [keyspace, table],
     );
@@ -40,10 +42,7 @@ export class CassandraIdSource implements IdSource {
 
   async countIds(keyspace: string, table: string, range: TokenRange, limit: number): Promise<number> {
     const { cql, params } = rangeQuery(keyspace, table, range);
-    const rs = await this.#client.execute(`${cql} LIMIT ${limit}`, params, {
-      prepare: true,
-      fetchSize: limit,
-    });
+    const rs = await executeIdempotent(this.#client, `${cql} LIMIT ${limit}`, params, { fetchSize: limit });
     return rs.rows.length;
   }
 
@@ -55,8 +54,7 @@ export class CassandraIdSource implements IdSource {
     fetchSize: number,
   ): Promise<IdPage> {
     const { cql, params } = rangeQuery(keyspace, table, range);
-    const rs = await this.#client.execute(cql, params, {
-      prepare: true,
+    const rs = await executeIdempotent(this.#client, cql, params, {
       fetchSize,
       ...(pageState ? { pageState } : {}),
     });

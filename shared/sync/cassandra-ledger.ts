@@ -5,25 +5,29 @@
  * Partitions stay bounded whatever the table size: ranges live in one partition per run (a run has at
  * most a few thousand token sub-ranges), and blocks in partitions of (run, range, chunk) holding at most
  * BLOCKS_PER_CHUNK rows. All writes are upserts keyed by the block's stable identity (range, seq), so a
- * redelivered message or a retried invocation rewrites the same row instead of double-counting.
+ * redelivered message or a retried invocation rewrites the same row instead of double-counting — which is
+ * also why every statement here may be retried across a Cassandra blip (`executeIdempotent`).
  */
 
-import { type CassandraClient, pagedRows, type Row } from '#shared/clients/cassandra.ts';
+import cassandra from 'cassandra-driver';
+import { type CassandraClient, executeIdempotent, pagedRows, type Row } from '#shared/clients/cassandra.ts';
 import { ConfigError } from '#shared/config.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
 import type { RunSettings } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
+  PendingBlock,
   RangeProgress,
   RunInfo,
   RunLedger,
   RunRecord,
   Stage,
+  StartClaim,
 } from '#shared/sync/ports.ts';
 
 export const BLOCKS_PER_CHUNK = 1000;
 /** The tables a ledger keyspace must hold (the deletion stage's records included). */
-const LEDGER_TABLES = ['runs', 'run_ranges', 'run_blocks', 'run_deletions'];
+const LEDGER_TABLES = ['runs', 'run_ranges', 'run_blocks', 'run_deletions', 'run_keys'];
 /** Ledger rows expire after 90 days unless the operator changes the table's TTL. */
 const TTL_SECONDS = 90 * 24 * 3600;
 const MAX_RESPONSE_CHARS = 4000;
@@ -36,16 +40,26 @@ export function ledgerTables(ks: string): string[] {
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
     `CREATE TABLE IF NOT EXISTS ${ks}.run_ranges (
       run_id text, range_no int, start_token text, end_token text, ids bigint, blocks int, done boolean,
-      hops int, updated_at timestamp,
+      hops int, checkpoint text, updated_at timestamp,
       PRIMARY KEY (run_id, range_no)
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
     `CREATE TABLE IF NOT EXISTS ${ks}.run_blocks (
       run_id text, range_no int, chunk int, seq int, stage text, status text, ids list<text>,
-      failed_ids list<text>, reason text, attempts int, http_status int, response text, updated_at timestamp,
+      failed_ids list<text>, reason text, attempts int, http_status int, response text, context text,
+      updated_at timestamp,
       PRIMARY KEY ((run_id, range_no, chunk), stage, seq)
+    ) WITH default_time_to_live = ${TTL_SECONDS}`,
+    `CREATE TABLE IF NOT EXISTS ${ks}.run_keys (
+      key text PRIMARY KEY, run_id text, started boolean, claimed_at bigint
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
   ];
 }
+
+/** Columns added since the tables were first created: `migrate` adds them to an existing ledger. */
+export const LEDGER_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string }> = [
+  { table: 'run_ranges', column: 'checkpoint', type: 'text' },
+  { table: 'run_blocks', column: 'context', type: 'text' },
+];
 
 function toRunRecord(r: Row): RunRecord {
   const params = JSON.parse(r.params ?? '{}') as Record<string, unknown>;
@@ -66,17 +80,28 @@ function toRunRecord(r: Row): RunRecord {
   };
 }
 
+export interface CassandraLedgerOptions {
+  /**
+   * Record blocks as pending when they are enqueued (for resumable CLI runs whose blocks live in memory).
+   * Off for Lambda: the SQS queue holds the blocks durably, and the extra writes would slow the fan-out.
+   */
+  trackPending?: boolean;
+}
+
 export class CassandraRunLedger implements RunLedger {
   readonly client: CassandraClient;
   readonly ks: string;
+  readonly #trackPending: boolean;
 
-  constructor(client: CassandraClient, keyspace: string) {
+  constructor(client: CassandraClient, keyspace: string, opts: CassandraLedgerOptions = {}) {
     this.client = client;
     this.ks = keyspace;
+    this.#trackPending = opts.trackPending ?? false;
   }
 
   async ready(): Promise<void> {
-    const rs = await this.client.execute(
+    const rs = await executeIdempotent(
+      this.client,
       'SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?',
       [this.ks],
     );
@@ -90,7 +115,8 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async createRun(run: RunSettings, info: RunInfo): Promise<void> {
-    await this.client.execute(
+    await executeIdempotent(
+      this.client,
       `INSERT INTO ${this.ks}.runs (run_id, job, object_type, source, dry_run, verify, block_size, sleep_ms, created_at, ranges, parent_run, params) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         run.runId,
@@ -109,8 +135,56 @@ export class CassandraRunLedger implements RunLedger {
     );
   }
 
+  async claimStart(key: string, runId: string, now: number, leaseMs: number): Promise<StartClaim> {
+    // Lightweight transactions: of two starts with the same key, exactly one claims (or takes over) it.
+    const serial = { prepare: true, serialConsistency: cassandra.types.consistencies.localSerial };
+    const rs = await this.client.execute(
+      `INSERT INTO ${this.ks}.run_keys (key, run_id, started, claimed_at) VALUES (?, ?, false, ?) IF NOT EXISTS`,
+      [key, runId, cassandra.types.Long.fromNumber(now)],
+      serial,
+    );
+    if (rs.wasApplied()) return { runId, state: 'claimed' };
+    const row = rs.first();
+    const holder = String(row.get('run_id'));
+    if (row.get('started')) return { runId: holder, state: 'started' };
+    const claimedAt = row.get('claimed_at') as cassandra.types.Long;
+    if (claimedAt.toNumber() + leaseMs > now) return { runId: holder, state: 'busy' };
+    const took = await this.client.execute(
+      `UPDATE ${this.ks}.run_keys SET claimed_at = ? WHERE key = ? IF claimed_at = ? AND started = false`,
+      [cassandra.types.Long.fromNumber(now), key, claimedAt],
+      serial,
+    );
+    return { runId: holder, state: took.wasApplied() ? 'claimed' : 'busy' };
+  }
+
+  async markStarted(key: string): Promise<void> {
+    await this.client.execute(`UPDATE ${this.ks}.run_keys SET started = true WHERE key = ?`, [key], {
+      prepare: true,
+    });
+  }
+
+  async releaseStart(key: string): Promise<void> {
+    await this.client.execute(
+      `UPDATE ${this.ks}.run_keys SET claimed_at = 0 WHERE key = ? IF started = false`,
+      [key],
+      { prepare: true, serialConsistency: cassandra.types.consistencies.localSerial },
+    );
+  }
+
+  async annotate(runId: string, params: Record<string, unknown>): Promise<void> {
+    const run = await this.getRun(runId);
+    if (!run) return;
+    const merged = { ...run.params, ...params, ...(run.next ? { next: run.next } : {}) };
+    await this.client.execute(`UPDATE ${this.ks}.runs SET params = ? WHERE run_id = ?`, [
+      JSON.stringify(merged),
+      runId,
+    ]);
+  }
+
   async getRun(runId: string): Promise<RunRecord | null> {
-    const rs = await this.client.execute(`SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [runId]);
+    const rs = await executeIdempotent(this.client, `SELECT * FROM ${this.ks}.runs WHERE run_id = ?`, [
+      runId,
+    ]);
     const r = rs.first();
     return r ? toRunRecord(r) : null;
   }
@@ -124,9 +198,21 @@ export class CassandraRunLedger implements RunLedger {
   }
 
   async #setRange(runId: string, p: RangeProgress): Promise<void> {
-    await this.client.execute(
-      `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, updated_at) VALUES (?,?,?,?,?,?,?,?,?)`,
-      [runId, p.rangeNo, p.start, p.end, p.ids, p.blocks, p.done, p.hops, new Date()],
+    await executeIdempotent(
+      this.client,
+      `INSERT INTO ${this.ks}.run_ranges (run_id, range_no, start_token, end_token, ids, blocks, done, hops, checkpoint, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+      [
+        runId,
+        p.rangeNo,
+        p.start,
+        p.end,
+        p.ids,
+        p.blocks,
+        p.done,
+        p.hops,
+        p.checkpoint ? JSON.stringify(p.checkpoint) : null,
+        new Date(),
+      ],
     );
   }
 
@@ -147,14 +233,41 @@ export class CassandraRunLedger implements RunLedger {
         blocks: r.blocks ?? 0,
         done: Boolean(r.done),
         hops: r.hops ?? 0,
+        checkpoint: r.checkpoint ? JSON.parse(r.checkpoint) : null,
       });
     }
     return out;
   }
 
+  async enqueued(runId: string, blocks: PendingBlock[], progress?: RangeProgress): Promise<void> {
+    if (this.#trackPending) {
+      // IF NOT EXISTS: a block that already has an outcome (a re-scanned page on resume) keeps it.
+      await forEachLimit(blocks, 16, async (b) => {
+        await this.client.execute(
+          `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, attempts, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) IF NOT EXISTS`,
+          [
+            runId,
+            b.rangeNo,
+            Math.floor(b.seq / BLOCKS_PER_CHUNK),
+            b.seq,
+            'sync',
+            'pending',
+            b.ids,
+            [],
+            0,
+            b.context ? JSON.stringify(b.context) : null,
+            new Date(),
+          ],
+        );
+      });
+    }
+    if (progress) await this.#setRange(runId, progress);
+  }
+
   async recordBlock(runId: string, b: BlockOutcome): Promise<void> {
-    await this.client.execute(
-      `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    await executeIdempotent(
+      this.client,
+      `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
       [
         runId,
         b.rangeNo,
@@ -168,6 +281,7 @@ export class CassandraRunLedger implements RunLedger {
         b.attempts,
         b.httpStatus,
         b.response?.slice(0, MAX_RESPONSE_CHARS) ?? null,
+        b.context ? JSON.stringify(b.context) : null,
         new Date(),
       ],
     );
@@ -202,6 +316,7 @@ export class CassandraRunLedger implements RunLedger {
             attempts: r.attempts ?? 0,
             httpStatus: r.http_status,
             response: r.response,
+            ...(r.context ? { context: JSON.parse(r.context) as Record<string, string> } : {}),
             updatedAt: r.updated_at,
           };
         }

@@ -31,15 +31,54 @@ export function parseSqsEvent(event: unknown): SQSEvent {
   return parsed.data as SQSEvent;
 }
 
-/** Runs `record` for each SQS record, in order, and reports the ones that threw. */
-export function sqsBatchHandler(record: (rec: SQSRecord, context: Context) => Promise<void>): SqsHandler {
+export interface BatchBudget {
+  /**
+   * A record is not started when the invocation has less than this left (ms): it comes back as a batch
+   * item failure, untouched, instead of being cut off half-way by the function's timeout.
+   */
+  reserveMs: number;
+  logger: Logger;
+}
+
+/** Time left in an invocation (a context without a clock — a hand-made one — has all the time it needs). */
+export function remainingMs(context: Context): number {
+  return typeof context?.getRemainingTimeInMillis === 'function'
+    ? context.getRemainingTimeInMillis()
+    : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Runs `record` for each SQS record, in order, and reports the ones that threw; with a budget, the records
+ * left when the invocation runs short of time are reported without being started.
+ */
+export function sqsBatchHandler(
+  record: (rec: SQSRecord, context: Context) => Promise<void>,
+  budget?: BatchBudget,
+): SqsHandler {
   const processor = new BatchProcessor(EventType.SQS);
-  return async (event, context) =>
-    processPartialResponse(parseSqsEvent(event), (rec: SQSRecord) => record(rec, context), processor, {
-      context,
-      throwOnFullBatchFailure: false,
-      processInParallel: false,
-    });
+  return async (event, context) => {
+    let givenBack = 0;
+    const res = await processPartialResponse(
+      parseSqsEvent(event),
+      async (rec: SQSRecord) => {
+        if (budget && remainingMs(context) < budget.reserveMs) {
+          givenBack++;
+          throw new Error(
+            'not started: the invocation is about to time out; the message returns to the queue',
+          );
+        }
+        await record(rec, context);
+      },
+      processor,
+      { context, throwOnFullBatchFailure: false, processInParallel: false },
+    );
+    if (budget && givenBack > 0)
+      budget.logger.warn('invocation near its timeout: records given back unstarted', {
+        givenBack,
+        reserveMs: budget.reserveMs,
+      });
+    return res;
+  };
 }
 
 /** Parses a record's message; a malformed one is logged and rethrown (it goes on to the DLQ). */
@@ -76,55 +115,64 @@ export interface SyncBlockHandlerDeps {
    */
   workers?: number;
   /**
-   * A wait for the pacer gives up (the block comes back later) when the invocation has less than this
-   * left, rather than be cut off by the function's timeout with the whole batch. Default 5 s.
+   * No block is started with less than this left of the invocation (ms); the rest come back unstarted.
+   * A wait for the auto pacer that reaches it gives its block back too.
    */
   reserveMs?: number;
 }
 
-/** Aborts when the invocation has only `reserveMs` left. */
-function paceBudget(context: Context, reserveMs: number): AbortSignal {
-  const left = context.getRemainingTimeInMillis() - reserveMs;
+/** The batch budget of a handler given `reserveMs` (none without). */
+export function budgetOf(reserveMs: number | undefined, logger: Logger): BatchBudget | undefined {
+  return reserveMs === undefined ? undefined : { reserveMs, logger };
+}
+
+/** Aborts when the invocation has only `reserveMs` left (never without a reserve). */
+function paceBudget(context: Context, reserveMs: number | undefined): AbortSignal | undefined {
+  if (reserveMs === undefined) return undefined;
+  const left = remainingMs(context) - reserveMs;
   return left > 0 ? AbortSignal.timeout(left) : AbortSignal.abort();
 }
 
 export function createSyncBlockHandler(deps: SyncBlockHandlerDeps): SqsHandler {
   const pacer = deps.pacer ?? new RunPacer({ maxConcurrency: 1, rateShare: 1 / (deps.workers ?? 1) });
   const metrics = deps.metrics ?? noMetrics;
-  const reserveMs = deps.reserveMs ?? 5_000;
-  return sqsBatchHandler(async (rec, context) => {
-    const block = recordMessage((b) => parseMessage(blockSchema, b), rec, deps.logger);
-    await withLogKeys(
-      deps.logger,
-      { runId: block.run.runId, block: `${block.rangeNo}/${block.seq}` },
-      async () => {
-        const budget = paceBudget(context, reserveMs);
-        if (!(await pacer.before(block.run, budget))) {
-          throw new Error(
-            `block ${block.rangeNo}/${block.seq}: no time left in this invocation to wait for the pacer`,
-          );
-        }
-        let result: Awaited<ReturnType<typeof processBlock>>;
-        try {
-          result = await processBlock(block, {
-            syncApi: deps.syncApi(),
-            ledger: deps.ledger(),
-            stage: deps.stage,
-            onAttempt: (attempt) => pacer.observe(block.run, attempt),
-            beforeRetry: () => pacer.before(block.run, budget, { retry: true }),
-          });
-        } finally {
-          pacer.after(block.run);
-        }
-        const { outcome, retryable } = result;
-        metrics.count(SYNC_METRIC.idsSynced, outcome.ids.length - outcome.failedIds.length);
-        metrics.count(SYNC_METRIC.idsFailed, outcome.failedIds.length);
-        if (outcome.status === 'failed') metrics.count(SYNC_METRIC.blocksFailed);
-        deps.logger.info('block done', { status: outcome.status, failed: outcome.failedIds.length });
-        if (retryable) throw new Error(`block ${block.rangeNo}/${block.seq} failed: ${outcome.reason}`);
-      },
-    );
-  });
+  return sqsBatchHandler(
+    async (rec, context) => {
+      const block = recordMessage((b) => parseMessage(blockSchema, b), rec, deps.logger);
+      await withLogKeys(
+        deps.logger,
+        { runId: block.run.runId, block: `${block.rangeNo}/${block.seq}` },
+        async () => {
+          // Auto pacing may wait out a long Retry-After; a fixed sleep is within the reserve already.
+          const budget = block.run.pace === 'auto' ? paceBudget(context, deps.reserveMs) : undefined;
+          if (!(await pacer.before(block.run, budget))) {
+            throw new Error(
+              `block ${block.rangeNo}/${block.seq}: no time left in this invocation to wait for the pacer`,
+            );
+          }
+          let result: Awaited<ReturnType<typeof processBlock>>;
+          try {
+            result = await processBlock(block, {
+              syncApi: deps.syncApi(),
+              ledger: deps.ledger(),
+              stage: deps.stage,
+              onAttempt: (attempt) => pacer.observe(block.run, attempt),
+              beforeRetry: () => pacer.before(block.run, budget, { retry: true }),
+            });
+          } finally {
+            pacer.after(block.run);
+          }
+          const { outcome, retryable } = result;
+          metrics.count(SYNC_METRIC.idsSynced, outcome.ids.length - outcome.failedIds.length);
+          metrics.count(SYNC_METRIC.idsFailed, outcome.failedIds.length);
+          if (outcome.status === 'failed') metrics.count(SYNC_METRIC.blocksFailed);
+          deps.logger.info('block done', { status: outcome.status, failed: outcome.failedIds.length });
+          if (retryable) throw new Error(`block ${block.rangeNo}/${block.seq} failed: ${outcome.reason}`);
+        },
+      );
+    },
+    budgetOf(deps.reserveMs, deps.logger),
+  );
 }
 
 export const SCAN_METRIC = { tasksDone: 'scan-tasks-done', idsEnumerated: 'ids-enumerated' } as const;
@@ -135,35 +183,41 @@ export interface ScanHandlerDeps {
   scanQueue: () => MessageQueue;
   syncQueue: () => MessageQueue;
   fetchSize: number;
-  /** Leave this much of the invocation for sending the checkpoint and returning. */
-  safetyMs: number;
+  /**
+   * Leave this much of the invocation for sending the checkpoint and returning; a task is not started
+   * with less than this left.
+   */
+  reserveMs: number;
   logger: Logger;
   metrics?: Metrics;
 }
 
 export function createScanHandler(deps: ScanHandlerDeps): SqsHandler {
   const metrics = deps.metrics ?? noMetrics;
-  return sqsBatchHandler(async (rec, context) => {
-    const task = recordMessage((b) => parseMessage(scanTaskSchema, b), rec, deps.logger);
-    await withLogKeys(deps.logger, { runId: task.run.runId, range: task.rangeNo }, async () => {
-      const deadline = Date.now() + context.getRemainingTimeInMillis() - deps.safetyMs;
-      const result = await scanRange(task, {
-        ids: deps.ids(),
-        queue: deps.syncQueue(),
-        ledger: deps.ledger(),
-        shouldStop: () => Date.now() >= deadline,
-        fetchSize: deps.fetchSize,
+  return sqsBatchHandler(
+    async (rec, context) => {
+      const task = recordMessage((b) => parseMessage(scanTaskSchema, b), rec, deps.logger);
+      await withLogKeys(deps.logger, { runId: task.run.runId, range: task.rangeNo }, async () => {
+        const deadline = Date.now() + remainingMs(context) - deps.reserveMs;
+        const result = await scanRange(task, {
+          ids: deps.ids(),
+          queue: deps.syncQueue(),
+          ledger: deps.ledger(),
+          shouldStop: () => Date.now() >= deadline,
+          fetchSize: deps.fetchSize,
+        });
+        metrics.count(SCAN_METRIC.idsEnumerated, result.ids - (task.checkpoint?.idsSoFar ?? 0));
+        if (!result.done) {
+          await deps.scanQueue().send([JSON.stringify(result.continuation)]);
+          deps.logger.info('scan checkpointed', { ids: result.ids });
+        } else {
+          metrics.count(SCAN_METRIC.tasksDone);
+          deps.logger.info('range scanned', { ids: result.ids, blocks: result.blocks });
+        }
       });
-      metrics.count(SCAN_METRIC.idsEnumerated, result.ids - (task.checkpoint?.idsSoFar ?? 0));
-      if (!result.done) {
-        await deps.scanQueue().send([JSON.stringify(result.continuation)]);
-        deps.logger.info('scan checkpointed', { ids: result.ids });
-      } else {
-        metrics.count(SCAN_METRIC.tasksDone);
-        deps.logger.info('range scanned', { ids: result.ids, blocks: result.blocks });
-      }
-    });
-  });
+    },
+    budgetOf(deps.reserveMs, deps.logger),
+  );
 }
 
 export interface SyncStartDeps {
@@ -176,13 +230,33 @@ export interface SyncStartDeps {
 
 /** Starts a sync run from a start payload: a full scan of the table, or the given ids. */
 export function syncStarter(deps: SyncStartDeps) {
-  return (payload: RunOverrides & { ids?: string[] | undefined }): Promise<StartedRun> =>
+  return (
+    payload: RunOverrides & { ids?: string[] | undefined; idempotencyKey?: string | undefined },
+    context?: Pick<Context, 'awsRequestId'>,
+  ): Promise<StartedRun> =>
     startRun(
-      syncRequest(deps.cfg, {
-        source: payload.ids ? 'lambda: ids' : 'lambda: full scan',
-        ids: payload.ids,
-        over: payload,
-      }),
+      {
+        ...syncRequest(deps.cfg, {
+          source: payload.ids ? 'lambda: ids' : 'lambda: full scan',
+          ids: payload.ids,
+          over: payload,
+        }),
+        ...startKey(payload, context),
+      },
       { ids: deps.ids(), ledger: deps.ledger(), scanQueue: deps.scanQueue(), blockQueue: deps.syncQueue() },
     );
+}
+
+/**
+ * The idempotency key of a start: the payload's own key (a schedule's event id), else its run id, else the
+ * invocation's request id (which Lambda keeps when it retries an asynchronous invocation).
+ */
+export function startKey(
+  payload: { idempotencyKey?: string | undefined; runId?: string | undefined },
+  context?: Pick<Context, 'awsRequestId'>,
+): { idempotencyKey?: string } {
+  if (payload.idempotencyKey) return { idempotencyKey: `key:${payload.idempotencyKey}` };
+  if (payload.runId) return { idempotencyKey: `run:${payload.runId}` };
+  if (context?.awsRequestId) return { idempotencyKey: `request:${context.awsRequestId}` };
+  return {};
 }

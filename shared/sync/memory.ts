@@ -3,17 +3,19 @@
  * a table of ids on a simulated token ring, a run ledger in maps, and a scriptable Sync API. The queue's
  * in-memory adapter is `MemoryQueue` (shared/queue/queue.ts).
  */
-import { buildSyncRequestBody } from '#shared/clients/sync-api.ts';
+import { buildSyncRequestBody, preflightVerdict } from '#shared/clients/sync-api.ts';
 import type { RunSettings } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
   IdPage,
   IdSource,
+  PendingBlock,
   RangeProgress,
   RunInfo,
   RunLedger,
   RunRecord,
   Stage,
+  StartClaim,
   SyncApi,
   SyncCallResult,
   SyncOptions,
@@ -103,6 +105,35 @@ export class MemoryRunLedger implements RunLedger {
     return this.runs.get(runId) ?? null;
   }
 
+  readonly #keys = new Map<string, { runId: string; started: boolean; claimedAt: number }>();
+
+  async claimStart(key: string, runId: string, now: number, leaseMs: number): Promise<StartClaim> {
+    const claim = this.#keys.get(key);
+    if (!claim) {
+      this.#keys.set(key, { runId, started: false, claimedAt: now });
+      return { runId, state: 'claimed' };
+    }
+    if (claim.started) return { runId: claim.runId, state: 'started' };
+    if (claim.claimedAt + leaseMs > now) return { runId: claim.runId, state: 'busy' };
+    claim.claimedAt = now;
+    return { runId: claim.runId, state: 'claimed' };
+  }
+
+  async markStarted(key: string): Promise<void> {
+    const claim = this.#keys.get(key);
+    if (claim) claim.started = true;
+  }
+
+  async releaseStart(key: string): Promise<void> {
+    const claim = this.#keys.get(key);
+    if (claim) claim.claimedAt = 0;
+  }
+
+  async annotate(runId: string, params: Record<string, unknown>): Promise<void> {
+    const run = this.runs.get(runId);
+    if (run) this.runs.set(runId, { ...run, params: { ...run.params, ...params } });
+  }
+
   async recentRuns(limit: number): Promise<RunRecord[]> {
     return [...this.runs.values()]
       .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
@@ -117,6 +148,29 @@ export class MemoryRunLedger implements RunLedger {
 
   async ranges(runId: string): Promise<RangeProgress[]> {
     return [...(this.#ranges.get(runId)?.values() ?? [])].sort((a, b) => a.rangeNo - b.rangeNo);
+  }
+
+  async enqueued(runId: string, blocks: PendingBlock[], progress?: RangeProgress): Promise<void> {
+    const m = this.#blocks.get(runId) ?? new Map<string, BlockOutcome>();
+    for (const b of blocks) {
+      const key = `sync/${b.rangeNo}/${b.seq}`;
+      if (m.has(key)) continue; // a block with an outcome keeps it
+      m.set(key, {
+        rangeNo: b.rangeNo,
+        seq: b.seq,
+        stage: 'sync',
+        status: 'pending',
+        ids: [...b.ids],
+        failedIds: [],
+        reason: null,
+        attempts: 0,
+        httpStatus: null,
+        response: null,
+        ...(b.context ? { context: b.context } : {}),
+      });
+    }
+    this.#blocks.set(runId, m);
+    if (progress) await this.setRanges(runId, [progress]);
   }
 
   async recordBlock(runId: string, outcome: BlockOutcome): Promise<void> {
@@ -147,19 +201,37 @@ export interface FakeCall {
   at: number;
 }
 
-/** A Sync API that answers from a script (then 200 by default) and records every call. */
+/**
+ * A Sync API that answers from a script (then 200 by default) and records every call. The preflight
+ * answers `preflight` (default: the service's 400 to an unknown objectType, i.e. accepted) and is judged
+ * as the real client judges it.
+ */
 export class FakeSyncApi implements SyncApi {
   readonly calls: FakeCall[] = [];
+  /** Preflight checks made. */
+  checks = 0;
   readonly #script: FakeAnswer[];
   readonly #fallback: (call: FakeCall) => FakeAnswer;
   readonly #now: () => number;
+  readonly #preflight: { status: number | null; error?: string };
 
   constructor(
-    opts: { script?: FakeAnswer[]; answer?: (call: FakeCall) => FakeAnswer; now?: () => number } = {},
+    opts: {
+      script?: FakeAnswer[];
+      answer?: (call: FakeCall) => FakeAnswer;
+      now?: () => number;
+      preflight?: { status: number | null; error?: string };
+    } = {},
   ) {
     this.#script = [...(opts.script ?? [])];
     this.#fallback = opts.answer ?? (() => ({ status: 200 }));
     this.#now = opts.now ?? Date.now;
+    this.#preflight = opts.preflight ?? { status: 400 };
+  }
+
+  async check(): Promise<void> {
+    this.checks++;
+    preflightVerdict(this.#preflight, 'http://fake-sync-api/v1/data/sync', true);
   }
 
   /** Every id of every call, in call order. */

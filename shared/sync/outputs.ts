@@ -16,17 +16,44 @@ export class RunOutputs {
   readonly idsCsvPath: string | undefined;
   readonly #idsCsv: WriteStream | undefined;
 
-  private constructor(logs: TalendLogs | undefined, idsCsvPath: string | undefined) {
+  readonly dir: string;
+  /** The logs' epoch-millis stamp (`SyncSuccess_<stamp>.log`): a resumed run appends to the same files. */
+  readonly stamp: number;
+
+  private constructor(
+    dir: string,
+    stamp: number,
+    logs: TalendLogs | undefined,
+    idsCsvPath: string | undefined,
+    append: boolean,
+  ) {
+    this.dir = dir;
+    this.stamp = stamp;
     this.logs = logs;
     this.idsCsvPath = idsCsvPath;
-    this.#idsCsv = idsCsvPath ? createWriteStream(idsCsvPath) : undefined;
+    this.#idsCsv = idsCsvPath ? createWriteStream(idsCsvPath, { flags: append ? 'a' : 'w' }) : undefined;
   }
 
-  /** A real run writes the Talend logs; a dry run of a full scan writes syncIds.csv. */
-  static async open(dir: string, run: { dryRun: boolean; givenIds: boolean }): Promise<RunOutputs> {
+  /**
+   * A real run writes the Talend logs; a dry run of a full scan writes syncIds.csv. With `stamp` (a resumed
+   * run), the files of that stamp are appended to.
+   */
+  static async open(
+    dir: string,
+    run: { dryRun: boolean; givenIds: boolean; stamp?: number | undefined },
+  ): Promise<RunOutputs> {
     await mkdir(dir, { recursive: true });
-    const logs = run.dryRun ? undefined : await TalendLogs.open(dir);
-    return new RunOutputs(logs, run.dryRun && !run.givenIds ? join(dir, 'syncIds.csv') : undefined);
+    const stamp = run.stamp ?? Date.now();
+    const logs = run.dryRun ? undefined : await TalendLogs.open(dir, stamp);
+    const csv = run.dryRun && !run.givenIds ? join(dir, 'syncIds.csv') : undefined;
+    return new RunOutputs(dir, stamp, logs, csv, run.stamp !== undefined);
+  }
+
+  /** The files written, for summaries and `--json`. */
+  get files(): string[] {
+    return [this.logs?.successPath, this.logs?.failurePath, this.idsCsvPath].filter((f): f is string =>
+      Boolean(f),
+    );
   }
 
   /** After each real Sync API call (the Talend "Request No" is the call's sequence number). */

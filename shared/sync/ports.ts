@@ -5,7 +5,7 @@
  * adapter of each for the unit tests.
  */
 import type { MessageQueue } from '#shared/queue/queue.ts';
-import type { RunSettings } from '#shared/sync/messages.ts';
+import type { Checkpoint, RunSettings } from '#shared/sync/messages.ts';
 
 export type { MessageQueue };
 
@@ -91,12 +91,19 @@ export interface SyncOptions {
 /** Sunbird's Sync API. HTTP and network failures never throw: they come back as `ok: false`. */
 export interface SyncApi {
   sync(objectType: string, ids: string[], options?: SyncOptions): Promise<SyncCallResult>;
+  /**
+   * The preflight, before a run's first side effect: one request that proves the API answers and accepts
+   * the key and route, without syncing anything. Throws on the taxonomy: unreachable → service
+   * unavailable, key refused → credentials refused, no such route → bad configuration.
+   */
+  check(signal?: AbortSignal): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Run ledger
 
-export type BlockStatus = 'succeeded' | 'failed' | 'partial' | 'dry-run' | 'skipped';
+/** `pending`: handed to the queue, outcome not known yet (what `resume` sends again). */
+export type BlockStatus = 'succeeded' | 'failed' | 'partial' | 'dry-run' | 'skipped' | 'pending';
 /** A block passes through stages: `sync` (the Sync API call), then whatever stage the run names. */
 export type Stage = string;
 
@@ -125,6 +132,16 @@ export interface RangeProgress {
   blocks: number;
   done: boolean;
   hops: number;
+  /** Where the scan of an unfinished range goes on (what `resume` continues from). */
+  checkpoint?: Checkpoint | null | undefined;
+}
+
+/** A block handed to the queue, before its outcome is known. */
+export interface PendingBlock {
+  rangeNo: number;
+  seq: number;
+  ids: string[];
+  context?: Record<string, string> | undefined;
 }
 
 export interface BlockOutcome {
@@ -138,6 +155,8 @@ export interface BlockOutcome {
   attempts: number;
   httpStatus: number | null;
   response: string | null;
+  /** The block's context (the starting job's data), kept so a later stage can be resumed with it. */
+  context?: Record<string, string> | undefined;
   updatedAt?: Date | undefined;
 }
 
@@ -146,15 +165,42 @@ export interface BlockOutcome {
  * upserts keyed by stable identities (run; run + range; run + range + stage + seq), so a redelivered
  * message rewrites the same record instead of double-counting.
  */
+export interface StartClaim {
+  runId: string;
+  state: 'claimed' | 'started' | 'busy';
+}
+
 export interface RunLedger {
   /** Checks the ledger's storage is there (a clear bad-input error says how to create it when not). */
   ready(): Promise<void>;
   createRun(run: RunSettings, info: RunInfo): Promise<void>;
   getRun(runId: string): Promise<RunRecord | null>;
+  /**
+   * Claims the idempotency key of a run start, atomically (a conditional insert or update):
+   * - `claimed`: this call holds the key now — a new claim (`runId` is the one given), or the take-over of
+   *   a claim released by a failed start or older than `leaseMs` (its start died; `runId` is that start's);
+   * - `started`: the start holding the key completed; `runId` is its run;
+   * - `busy`: another start holds the key and may still be running.
+   * A start redelivered with the same key (an EventBridge or Lambda retry) so never starts a second run.
+   */
+  claimStart(key: string, runId: string, now: number, leaseMs: number): Promise<StartClaim>;
+  /** The start holding `key` completed (its tasks or blocks are all enqueued). */
+  markStarted(key: string): Promise<void>;
+  /** The start holding `key` failed: the next start with the key takes over its run at once. */
+  releaseStart(key: string): Promise<void>;
+  /** Merges `params` into a run's recorded parameters (e.g. the settings a resume applied). */
+  annotate(runId: string, params: Record<string, unknown>): Promise<void>;
   /** Recent runs, newest first. */
   recentRuns(limit: number): Promise<RunRecord[]>;
   setRanges(runId: string, ranges: RangeProgress[]): Promise<void>;
   ranges(runId: string): Promise<RangeProgress[]>;
+  /**
+   * Blocks about to be handed to the queue (recorded `pending` unless the block already has an outcome), and
+   * the range's progress after them — written before the blocks are sent, so a run stopped at any point
+   * can be resumed without losing or re-sending a confirmed block. A ledger may keep only the progress
+   * where the queue itself holds the blocks durably (SQS on AWS).
+   */
+  enqueued(runId: string, blocks: PendingBlock[], progress?: RangeProgress): Promise<void>;
   recordBlock(runId: string, outcome: BlockOutcome): Promise<void>;
   /** Every recorded block of a stage, in (range, seq) order; pass the run's ranges when already read. */
   blocks(runId: string, stage?: Stage, known?: RangeProgress[]): AsyncIterable<BlockOutcome>;

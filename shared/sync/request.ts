@@ -1,6 +1,6 @@
 /**
  * Building a sync run's request from configuration — the one place for it, used by the CLI, the fan-out
- * function's start payload and the Keycloak job (which syncs its candidates through the same chain).
+ * function's start payload, and any job that syncs its own ids through the same chain.
  */
 
 import { effectivePacing, type FlatConfig } from '#shared/config.ts';

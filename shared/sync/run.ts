@@ -39,6 +39,11 @@ export interface StartRunRequest extends Omit<RunSettings, 'runId'> {
   parentRun?: string;
   plan?: PlanOptions;
   params?: Record<string, unknown>;
+  /**
+   * Makes the start idempotent: a second start with the same key (a redelivered schedule event, a
+   * retried async invocation) returns the first run instead of starting another.
+   */
+  idempotencyKey?: string;
 }
 
 export interface StartRunDeps {
@@ -58,6 +63,16 @@ export interface StartedRun {
   blocks: number;
   /** Ids the run is expected to sync: the given ids, or the planner's row estimate of a scan. */
   estimatedIds?: number | null;
+  /**
+   * The start repeated an earlier one (same idempotency key) and started nothing: that start completed
+   * (`started`) or may still be running (`busy`).
+   */
+  duplicate?: 'started' | 'busy';
+}
+
+/** What the ledger keeps of a request beyond the run settings: enough to resume it (no secrets). */
+function runParams(req: StartRunRequest): Record<string, unknown> {
+  return { ...req.params, table: req.table, keyspace: req.keyspace };
 }
 
 export function blocksOf(ids: string[], size: number): string[][] {
@@ -112,24 +127,76 @@ async function startIdRun(
     source: req.source,
     ranges: 1,
     parentRun: req.parentRun,
-    params: req.params,
+    params: runParams(req),
+  });
+  // Recorded as pending before they are sent, with the range's final count, so a resume finds them all.
+  await deps.ledger.enqueued(run.runId, blocks, {
+    rangeNo: 0,
+    start: 'ids',
+    end: 'ids',
+    ids,
+    blocks: blocks.length,
+    done: true,
+    hops: 0,
   });
   await deps.blockQueue.send(blocks.map((b) => JSON.stringify(b)));
-  await deps.ledger.setRanges(run.runId, [
-    { rangeNo: 0, start: 'ids', end: 'ids', ids, blocks: blocks.length, done: true, hops: 0 },
-  ]);
   return { runId: run.runId, run, tasks: 0, ids, blocks: blocks.length, estimatedIds: ids };
 }
 
-export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
-  const run = runSettingsOf(req);
+/**
+ * How long a claimed start may take before another start with its key takes it over: the longest a Lambda
+ * invocation can last, so a start still running is never taken over.
+ */
+export const START_LEASE_MS = 15 * 60_000;
+
+/**
+ * Starts a run once per idempotency key. The key is claimed first (a conditional write): a start that
+ * finds it held by a completed start, or by one that may still be running, returns that run and starts
+ * nothing; one that finds it released by a failed start, or held past the lease by a start that died,
+ * completes that run under the same run id — at least once, as every message of the chain.
+ */
+export function startRun(req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
+  const fresh = runSettingsOf(req);
+  return onceByKey(req.idempotencyKey, fresh, deps.ledger, (runId) =>
+    startOnce({ ...fresh, runId }, req, deps),
+  );
+}
+
+/**
+ * Runs `start` under the claim of an idempotency key (none: just runs it): `start` gets the run id to use
+ * (the claimed one) and runs only when the claim is held; the key is marked started when it returns, and
+ * released when it throws. Exported for starts that do work before the run (a job that selects its ids first).
+ */
+export async function onceByKey<T extends StartedRun>(
+  key: string | undefined,
+  fresh: RunSettings,
+  ledger: RunLedger,
+  start: (runId: string) => Promise<T>,
+): Promise<T | StartedRun> {
+  if (!key) return start(fresh.runId);
+  const claim = await ledger.claimStart(key, fresh.runId, Date.now(), START_LEASE_MS);
+  if (claim.state !== 'claimed') {
+    const run = (await ledger.getRun(claim.runId)) ?? { ...fresh, runId: claim.runId };
+    return { runId: claim.runId, run, tasks: 0, ids: 0, blocks: 0, duplicate: claim.state };
+  }
+  try {
+    const started = await start(claim.runId);
+    await ledger.markStarted(key);
+    return started;
+  } catch (e) {
+    await ledger.releaseStart(key).catch(() => {});
+    throw e;
+  }
+}
+
+async function startOnce(run: RunSettings, req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
   const groups = req.groups ?? (req.ids ? [{ ids: req.ids }] : undefined);
   if (groups) return startIdRun(run, req, groups, deps);
   const { ranges, estimatedRows } = await planScan(deps.ids, req.keyspace, req.table, {
     ...req.plan,
     blockSize: run.blockSize,
   });
-  await deps.ledger.createRun(run, { source: req.source, ranges: ranges.length, params: req.params });
+  await deps.ledger.createRun(run, { source: req.source, ranges: ranges.length, params: runParams(req) });
   await deps.ledger.setRanges(
     run.runId,
     ranges.map((r) => ({ ...r, ids: 0, blocks: 0, done: false, hops: 0 })),

@@ -167,9 +167,14 @@ export async function scanRange(task: ScanTask, deps: ScanDeps): Promise<ScanRes
     const last = !page.next;
     const cut = cutBlocks(carry.concat(page.ids), task.run.blockSize, last);
     carry = cut.carry;
-    const bodies = cut.blocks.map((b) => blockBody(task.run, task.rangeNo, seq++, b));
-    if (bodies.length) await deps.queue.send(bodies);
-    deps.onPage?.({ rangeNo: task.rangeNo, ids: page.ids.length, blocks: bodies.length });
+    const blocks = cut.blocks.map((b) => ({ rangeNo: task.rangeNo, seq: seq++, ids: b }));
+    const checkpoint: Checkpoint = {
+      pageState: page.next,
+      nextSeq: seq,
+      carry,
+      idsSoFar: ids,
+      hops: cp.hops,
+    };
     const progress: RangeProgress = {
       rangeNo: task.rangeNo,
       start: task.start,
@@ -178,19 +183,22 @@ export async function scanRange(task: ScanTask, deps: ScanDeps): Promise<ScanRes
       blocks: seq,
       hops: cp.hops,
       done: last,
+      checkpoint: last ? null : checkpoint,
     };
-    // Progress is checkpointed per page: cheap (one upsert) and lets `report` show live counts.
-    await deps.ledger?.setRanges(task.run.runId, [progress]);
+    // The blocks and the progress after them are in the ledger before they are sent: a run stopped at any
+    // point resumes from here without losing a block (the queue may still get them twice; outcomes are
+    // upserts keyed by (range, seq)).
+    await deps.ledger?.enqueued(task.run.runId, blocks, progress);
+    if (blocks.length) await deps.queue.send(blocks.map((b) => blockBody(task.run, b.rangeNo, b.seq, b.ids)));
+    deps.onPage?.({ rangeNo: task.rangeNo, ids: page.ids.length, blocks: blocks.length });
     if (last) return { done: true, ids, blocks: seq };
     if (deps.shouldStop?.()) {
-      const checkpoint: Checkpoint = {
-        pageState: page.next,
-        nextSeq: seq,
-        carry,
-        idsSoFar: ids,
-        hops: cp.hops + 1,
+      return {
+        done: false,
+        ids,
+        blocks: seq,
+        continuation: { ...task, checkpoint: { ...checkpoint, hops: cp.hops + 1 } },
       };
-      return { done: false, ids, blocks: seq, continuation: { ...task, checkpoint } };
     }
     page = await nextPage!;
   }

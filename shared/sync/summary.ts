@@ -31,14 +31,16 @@ export async function summarise(
     partial: 0,
     'dry-run': 0,
     skipped: 0,
+    pending: 0,
   };
   let recorded = 0;
   let idsSucceeded = 0;
   let idsFailed = 0;
   const failures: Array<{ id: string; reason: string }> = [];
   for await (const b of ledger.blocks(runId, stage, ranges)) {
-    recorded++;
     blocks[b.status]++;
+    if (b.status === 'pending') continue; // enqueued, outcome not known yet
+    recorded++;
     idsFailed += b.failedIds.length;
     idsSucceeded += b.status === 'dry-run' ? 0 : b.ids.length - b.failedIds.length;
     for (const id of b.failedIds)

@@ -4,7 +4,7 @@
  * (`run.next`, set by whoever started it), a block the Sync API accepted moves on to that stage's queue
  * with the ids it confirmed — a block whose sync failed never does.
  */
-import { BadInputError } from '#shared/core/errors.ts';
+import { BadInputError, InterruptedError } from '#shared/core/errors.ts';
 import { isRetryableStatus } from '#shared/core/retry.ts';
 import type { Block } from '#shared/sync/messages.ts';
 import type {
@@ -27,6 +27,7 @@ export interface WorkerDeps {
   onAttempt?: (attempt: AttemptReport) => void;
   /** Awaited before each retry of the call is sent (the pacer's turn for it). */
   beforeRetry?: () => Promise<unknown>;
+  /** Cancels the call in flight; the block is then not recorded (InterruptedError). */
   signal?: AbortSignal;
 }
 
@@ -49,12 +50,21 @@ export function reasonOf(r: SyncCallResult): string {
   return `HTTP ${r.status}${detail ? `: ${detail}` : ''}${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`;
 }
 
+function base(block: Block) {
+  return {
+    rangeNo: block.rangeNo,
+    seq: block.seq,
+    stage: 'sync',
+    ids: block.ids,
+    ...(block.context ? { context: block.context } : {}),
+  };
+}
+
 export function outcomeOf(block: Block, result: SyncCallResult): BlockOutcome {
-  const base = { rangeNo: block.rangeNo, seq: block.seq, stage: 'sync', ids: block.ids };
   if (result.ok) {
     const unconfirmed = result.unconfirmedIds ?? [];
     return {
-      ...base,
+      ...base(block),
       status: unconfirmed.length ? 'partial' : 'succeeded',
       failedIds: unconfirmed,
       reason: unconfirmed.length ? 'not confirmed by esSyncResponse' : null,
@@ -64,7 +74,7 @@ export function outcomeOf(block: Block, result: SyncCallResult): BlockOutcome {
     };
   }
   return {
-    ...base,
+    ...base(block),
     status: 'failed',
     failedIds: block.ids,
     reason: reasonOf(result),
@@ -76,10 +86,7 @@ export function outcomeOf(block: Block, result: SyncCallResult): BlockOutcome {
 
 function dryRunOutcome(block: Block): BlockOutcome {
   return {
-    rangeNo: block.rangeNo,
-    seq: block.seq,
-    stage: 'sync',
-    ids: block.ids,
+    ...base(block),
     status: 'dry-run',
     failedIds: [],
     reason: null,
@@ -116,6 +123,9 @@ export async function processBlock(block: Block, deps: WorkerDeps): Promise<Bloc
     ...(deps.onAttempt ? { onAttempt: deps.onAttempt } : {}),
     ...(deps.beforeRetry ? { beforeRetry: deps.beforeRetry } : {}),
   });
+  // Cancelled in flight: the outcome is unknown, so nothing is recorded (the block stays pending).
+  if (deps.signal?.aborted)
+    throw new InterruptedError(`block ${block.rangeNo}/${block.seq} was cancelled in flight`);
   deps.onCall?.(block, result);
   const outcome = outcomeOf(block, result);
   await deps.ledger?.recordBlock(block.run.runId, outcome);

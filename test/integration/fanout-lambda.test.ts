@@ -4,9 +4,12 @@
  * that runs out, continuations go back on the scan queue, and every id reaches the sync queue.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { toSqsEvent } from '#scripts/offline/sqs-bridge.ts';
@@ -18,6 +21,7 @@ import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
 
+const execFileAsync = promisify(execFile);
 const USERS = 6000;
 let client: CassandraClient;
 let drop: () => Promise<void>;
@@ -126,4 +130,59 @@ test('an invalid payload is refused with a clear error', async () => {
     /objectType must be "user" or "organisation"/,
   );
   await assert.rejects(handler({ objectType: 'user', dryrun: false }, nearlyOutOfTime()), /dryrun/);
+});
+
+/** Invokes the fan-out once in a process of its own (a separate Lambda container). */
+async function invokeInOwnProcess(payload: unknown, requestId: string): Promise<Record<string, unknown>> {
+  const script = join(import.meta.dirname, '..', 'helpers', 'invoke-fanout.ts');
+  const { stdout } = await execFileAsync(process.execPath, [script, JSON.stringify(payload), requestId], {
+    env: process.env,
+    timeout: 120_000,
+  });
+  return JSON.parse(stdout);
+}
+
+test('a schedule event delivered twice, to two containers at once, starts one run; another event starts another', async () => {
+  const eventId = randomUUID();
+  const payload = { job: 'sync', objectType: 'user', dryRun: true, idempotencyKey: eventId };
+  const runsBefore = (await new CassandraRunLedger(client, ks.ops).recentRuns(100)).length;
+  const both = await Promise.all([
+    invokeInOwnProcess(payload, 'delivery-1'),
+    invokeInOwnProcess(payload, 'delivery-2'),
+  ]);
+  const [first, second] = both.sort((a, b) => Number(b.tasks) - Number(a.tasks));
+  assert.equal(first!.runId, second!.runId, 'both answer with the same run');
+  assert.equal(first!.duplicate, undefined);
+  assert.ok(Number(first!.tasks) > 1);
+  assert.ok(
+    ['busy', 'started'].includes(String(second!.duplicate)),
+    `the repeat started nothing (${second!.duplicate})`,
+  );
+  assert.equal(second!.tasks, 0);
+
+  // Delivered again later (an EventBridge retry): the completed start is found.
+  const later = await invokeInOwnProcess(payload, 'delivery-3');
+  assert.deepEqual([later.runId, later.duplicate], [first!.runId, 'started']);
+
+  const tasks = await drain(sqs, scanQ.url);
+  assert.equal(tasks.length, first!.tasks, 'one set of scan tasks, not two');
+  assert.ok(tasks.every((t) => JSON.parse(t).run.runId === first!.runId));
+
+  const other = await invokeInOwnProcess({ ...payload, idempotencyKey: randomUUID() }, 'delivery-4');
+  assert.notEqual(other.runId, first!.runId);
+  assert.equal(other.duplicate, undefined);
+  await drain(sqs, scanQ.url);
+  const runs = await new CassandraRunLedger(client, ks.ops).recentRuns(100);
+  assert.equal(runs.length, runsBefore + 2);
+});
+
+test('without a key, a retried asynchronous invocation (same request id) starts one run', async () => {
+  const payload = { job: 'sync', objectType: 'user', dryRun: true };
+  const requestId = randomUUID();
+  const first = await invokeInOwnProcess(payload, requestId);
+  const retry = await invokeInOwnProcess(payload, requestId);
+  assert.deepEqual([retry.runId, retry.duplicate, retry.tasks], [first.runId, 'started', 0]);
+  const fresh = await invokeInOwnProcess(payload, randomUUID());
+  assert.notEqual(fresh.runId, first.runId);
+  await drain(sqs, scanQ.url);
 });

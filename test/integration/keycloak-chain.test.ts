@@ -73,6 +73,8 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
       ks.sunbird,
       '--ops-keyspace',
       ks.ops,
+      '--ledger',
+      'cassandra',
       '--cassandra-consistency',
       'LOCAL_ONE',
       '--sync-api-endpoint',
@@ -160,7 +162,8 @@ describe('Keycloak deletion chain: sync first, then delete', { timeout: 300_000 
 
   test('admin-api: a block whose sync failed is not deleted, the others are; the lists are right', async () => {
     standin.reset();
-    standin.setFaults({ script: [500] }); // the first block's only attempt (max retries 0)
+    // The preflight passes, then the first block's only attempt fails (max retries 0).
+    standin.setFaults({ script: [{ passThrough: true }, 500] });
     const normal = ids(fx.byKind('normal'));
     const idFile = join(out, 'ids.txt');
     const protectedUser = fx.byKind('admin-direct')[0]!;

@@ -2,8 +2,10 @@
  * Safety of the Keycloak deletion job against the real local Keycloak 26, its PostgreSQL, Cassandra,
  * ElasticMQ and the Sync API stand-in, each in an isolated realm / keyspaces / queues of this file's own:
  * - an admin that can log in but lacks the privilege to delete users (403) stops the run, deletes nothing
- *   and leaves every id of the block recorded as failed ("not attempted"), through the delete stage, the
- *   CLI and the delete Lambda (whose later records are not attempted at all);
+ *   and leaves every id of the block recorded as failed ("not attempted"), through the delete stage and
+ *   the delete Lambda (whose later records are not attempted at all);
+ * - the CLI finds such an admin, or a wrong admin password, in its preflight: exit 3 before anything is
+ *   synced or deleted;
  * - the fan-out Lambda started with a `delete-keycloak-users` payload enqueues exactly the candidates,
  *   every block carrying its realm; the blocks go through sync-block (dry run) and the delete Lambda
  *   (dry run: nothing deleted, every candidate `would-delete`);
@@ -12,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -34,7 +36,7 @@ import { cassandraUserDirectory } from '#shared/keycloak/cassandra-directory.ts'
 import { CassandraDeletionRecords } from '#shared/keycloak/cassandra-records.ts';
 import { processDeleteBlock } from '#shared/keycloak/delete-stage.ts';
 import { DeleteStageStopped } from '#shared/keycloak/errors.ts';
-import { LIST_FILES, runDeletionRows } from '#shared/keycloak/lists.ts';
+import { runDeletionRows } from '#shared/keycloak/lists.ts';
 import type { DeletionRow } from '#shared/keycloak/ports.ts';
 import { pgDeleteDeps } from '#shared/keycloak/runtime.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
@@ -150,6 +152,8 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
   const cliEnv = (): NodeJS.ProcessEnv => ({
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/_QUEUE_URL$|^SQS_ENDPOINT$/.test(k))),
     DATAOPS_KEYSPACE: ks.ops,
+    // These runs are inspected in the ops keyspace: the CLI's Cassandra ledger (not its embedded default).
+    LEDGER: 'cassandra',
     SUNBIRD_KEYSPACE: ks.sunbird,
     CASSANDRA_CONSISTENCY: 'LOCAL_ONE',
     LOG_LEVEL: 'WARN',
@@ -312,11 +316,9 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
     assert.equal(summary?.idsFailed, candidates.length);
   });
 
-  test('403 through the CLI stops the whole job: nothing deleted, later blocks not even synced, every candidate in the failure list', async () => {
-    standin.reset();
-    const candidates = idsOf(fx.byKind('normal'));
-    const dir = await mkdtemp(join(out, 'cli-'));
-    const r = await cli(
+  /** A real (not dry) CLI deletion of the normal users into `dir`, with the admin's credentials. */
+  const realDeletion = (dir: string, user: string, password: string) =>
+    cli(
       [
         'delete-keycloak-users',
         '--keycloak-db-url',
@@ -329,47 +331,52 @@ describe('Keycloak deletion safety: 403, the fan-out Lambda, report', { timeout:
         ks.sunbird,
         '--ops-keyspace',
         ks.ops,
+        '--ledger',
+        'cassandra',
         '--sync-api-endpoint',
         `${standin.url}/v1/data/sync`,
         '--block-size',
         '2',
-        // Long enough that the first block's 403 arrives before the second block's sync is due.
         '--sleep-time',
-        '2000',
+        '1',
         '--context_param',
         'dry_run=false',
         '--out',
         dir,
       ],
       // Credentials through the environment, as operators pass secrets.
-      { KEYCLOAK_ADMIN_USER: weak.username, KEYCLOAK_ADMIN_PASSWORD: weak.password },
+      { KEYCLOAK_ADMIN_USER: user, KEYCLOAK_ADMIN_PASSWORD: password },
     );
-    assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stderr, /deletion stopped: .*403 Forbidden/);
-    assert.match(r.stdout, /STOPPED: .*403 Forbidden.*lacks the privilege/);
-    assert.match(r.stdout, /deleted: 0\b/);
-    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(weak.password), 'the password is never printed');
-    const runId = /run (kcdel-\S+)/.exec(r.stdout)?.[1];
-    assert.ok(runId, r.stdout);
-    const lines = (await readFile(join(dir, runId, LIST_FILES.failed), 'utf8')).split('\n').filter(Boolean);
-    assert.deepEqual(sorted(lines.map((l) => l.split(',')[0]!)), candidates);
-    assert.ok(
-      lines.every((l) => /,not attempted: run stopped: .*403 Forbidden/.test(l)),
-      lines.join('\n'),
-    );
-    assert.equal(await readFile(join(dir, runId, LIST_FILES.deleted), 'utf8'), '');
-    assert.equal(
-      standin.requests().length,
-      1,
-      'only the first block was synced: the stop ends the whole job',
-    );
-    await assertAllPresent(candidates);
 
-    // `report` on the stopped run: every candidate failed in the deletion stage, and the exit code says so.
-    const report = await cli(['report', runId]);
-    assert.equal(report.code, 1, report.stderr);
-    const line = report.stdout.split('\n').find((l) => l.includes('deletion stage:'));
-    assert.equal(line?.trim(), `deletion stage: failed ${candidates.length}`);
+  test('an admin without manage-users is refused by the preflight: exit 3, one line naming the privilege, no Sync API call, nothing deleted', async () => {
+    standin.reset();
+    const candidates = idsOf(fx.byKind('normal'));
+    const dir = await mkdtemp(join(out, 'cli-'));
+    const r = await realDeletion(dir, weak.username, weak.password);
+    assert.equal(r.code, 3, `${r.stdout}\n${r.stderr}`);
+    const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
+    assert.match(
+      last,
+      /^sunbird-dataops: the Keycloak admin may not delete users of realm "kc_\w+": .*manage-users/,
+    );
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(weak.password), 'the password is never printed');
+    assert.equal(standin.requests().length, 0, 'not even the Sync API preflight: Keycloak is checked first');
+    assert.doesNotMatch(r.stdout, /run kcdel-/, 'no run was started');
+    await assertAllPresent(candidates);
+  });
+
+  test('a wrong admin password is refused by the preflight: exit 3, one line, no Sync API call, nothing deleted', async () => {
+    standin.reset();
+    const candidates = idsOf(fx.byKind('normal'));
+    const dir = await mkdtemp(join(out, 'cli-'));
+    const wrong = `wrong-${randomBytes(6).toString('hex')}`;
+    const r = await realDeletion(dir, KEYCLOAK_ADMIN_USER, wrong);
+    assert.equal(r.code, 3, `${r.stdout}\n${r.stderr}`);
+    const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
+    assert.match(last, /^sunbird-dataops: Keycloak refused the admin login \(password grant .*\): HTTP 401/);
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(wrong), 'the password is never printed');
+    assert.equal(standin.requests().length, 0, 'no Sync API call');
+    await assertAllPresent(candidates);
   });
 
   test('403 through the delete Lambda: both records of the batch fail, the second without an attempt', async () => {

@@ -79,6 +79,12 @@ class CapturingPublisher {
   }
 }
 
+/**
+ * Merges planned at one fixed moment: agg_last_updated takes the plan's time, so the states of separate
+ * clean runs (the baseline of every exactly-once test) compare equal.
+ */
+const PLAN_TIME = Date.parse('2026-12-01T10:00:00Z');
+
 function deps(overrides: Partial<ProcessDeps> = {}): ProcessDeps {
   return {
     store,
@@ -87,6 +93,7 @@ function deps(overrides: Partial<ProcessDeps> = {}): ProcessDeps {
     failedTopic: topics.failed,
     metrics: new TallyMetrics(),
     writeConcurrency: 4,
+    clock: { now: () => PLAN_TIME, uuid: () => randomUUID() },
     ...overrides,
   };
 }
@@ -118,7 +125,13 @@ async function rows(cql: string, params: unknown[]): Promise<Row[]> {
 }
 
 /** Everything the merge can touch for one account, with the account id blanked so pairs compare. */
-async function accountState(userId: string): Promise<unknown> {
+interface AccountState {
+  consumption: string[];
+  enrolments: string[];
+  agg: string[];
+}
+
+async function accountState(userId: string): Promise<AccountState> {
   const consumption = await rows(`SELECT * FROM ${ks.courses}.user_content_consumption WHERE userid = ?`, [
     userId,
   ]);
@@ -160,9 +173,9 @@ async function readTopic(topic: string, count: number, filter: (v: string) => bo
   return got;
 }
 
-let cleanState: { from: unknown; to: unknown } | undefined;
+let cleanState: { from: AccountState; to: AccountState } | undefined;
 /** The state of one clean merge of the sample pair (computed once). */
-async function cleanRun(): Promise<{ from: unknown; to: unknown }> {
+async function cleanRun(): Promise<{ from: AccountState; to: AccountState }> {
   if (cleanState) return cleanState;
   const { from, to } = await seeded();
   await runMerge({ fromAccountId: from, toAccountId: to }, deps({ publisher: new CapturingPublisher() }));
@@ -537,10 +550,24 @@ describe('merge-user-courses on real Cassandra and Kafka', () => {
       const got = await readTopic(topics.courseBatch, 3, (v) => v.includes(to));
       assert.equal(got.length, 3);
       const clean = await cleanRun();
-      assert.deepEqual(await accountState(to), clean.to);
-      // Redelivery of the same fixture: no change.
+      // The function plans at its own time: agg_last_updated is that time, everything else a clean run's.
+      const merged = await accountState(to);
+      const planTimes = merged.agg.map(
+        (a) =>
+          (JSON.parse(a) as { agg_last_updated: { completedCount: string } }).agg_last_updated.completedCount,
+      );
+      assert.ok(
+        planTimes.every((t) => Date.parse(t) > PLAN_TIME),
+        'agg_last_updated.completedCount is the merge’s plan time',
+      );
+      const withoutPlanTime = (state: typeof merged) => ({
+        ...state,
+        agg: state.agg.map((a) => JSON.stringify({ ...JSON.parse(a), agg_last_updated: null })),
+      });
+      assert.deepEqual(withoutPlanTime(merged), withoutPlanTime(clean.to));
+      // Redelivery of the same fixture: no change at all, not even the timestamp.
       await mod.mergeUserCourses(event);
-      assert.deepEqual(await accountState(to), clean.to);
+      assert.deepEqual(await accountState(to), merged);
     } finally {
       await mod.runtime.close();
     }

@@ -1,24 +1,39 @@
 /**
- * The deployable stack: `serverless package --stage dev` (osls 3 + serverless-esbuild), run offline
- * with no AWS credentials, and the CloudFormation it writes. Packaging takes about a minute, so it runs
- * once per file, and not at all when `.serverless/` is newer than every input.
+ * The deployable stack: `serverless package --stage dev` (osls 4 + serverless-esbuild), run offline
+ * with no AWS credentials, and the CloudFormation it writes: resources, IAM, alarms, dashboard, tags,
+ * logging, the MSK mapping's error handling, bundle sizes, and conformance to the CloudFormation
+ * resource specification. `--stage prod` is packaged too, for what only its stage file turns on (a
+ * Secrets Manager secret). Packaging takes up to a minute per stage, so it runs once per file, and
+ * not at all when the output is newer than every input.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { parseStartPayload } from '#shared/fanout/payload.ts';
+import { METRIC } from '#shared/merge/process.ts';
+import { checkTemplate } from '#test/support/cfn-spec.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const OUT = path.join(ROOT, '.serverless');
-const TEMPLATE = path.join(OUT, 'cloudformation-template-update-stack.json');
+const PROD_OUT = path.join(ROOT, '.serverless-prod');
+const TEMPLATE_FILE = 'cloudformation-template-update-stack.json';
 const PREFIX = 'sunbird-dataops-dev';
+/** Lambda's limit is 50 MB; ours is what keeps cold starts and deployments light (issue 13). */
+const MAX_ZIP_BYTES = 1_500_000;
 
 type Json = Record<string, unknown>;
 interface Resource {
   Type: string;
   Properties: Json;
   DependsOn?: string[];
+  Condition?: string;
+}
+interface Template {
+  Resources: Record<string, Resource>;
+  Conditions: Json;
+  Parameters?: Record<string, { Type: string; Default?: string; AllowedValues?: string[] }>;
 }
 interface Statement {
   Sid?: string;
@@ -68,21 +83,26 @@ function newestInput(): number {
   return newest;
 }
 
-function packageStack(): void {
-  if (existsSync(TEMPLATE) && statSync(TEMPLATE).mtimeMs > newestInput()) return;
-  const env: NodeJS.ProcessEnv = { ...process.env, DATAOPS_ESBUILD_FOLDER: '.esbuild-package' };
-  // Prove that packaging needs no AWS access.
-  for (const k of ['AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'])
-    delete env[k];
-  const run = spawnSync(
-    path.join(ROOT, 'node_modules/.bin/serverless'),
-    ['package', '--stage', 'dev', '--package', OUT],
-    { cwd: ROOT, env, encoding: 'utf8', timeout: 300_000 },
-  );
-  assert.equal(run.status, 0, `serverless package failed:\n${run.stdout}\n${run.stderr}`);
+function packageStack(stage: string, out: string): Template {
+  const file = path.join(out, TEMPLATE_FILE);
+  if (!existsSync(file) || statSync(file).mtimeMs <= newestInput()) {
+    const env: NodeJS.ProcessEnv = { ...process.env, DATAOPS_ESBUILD_FOLDER: `.esbuild-package-${stage}` };
+    // Prove that packaging needs no AWS access.
+    for (const k of ['AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'])
+      delete env[k];
+    const run = spawnSync(
+      path.join(ROOT, 'node_modules/.bin/serverless'),
+      ['package', '--stage', stage, '--package', out],
+      // serverless-esbuild waits forever on a failed build: the timeout turns that into a failure.
+      { cwd: ROOT, env, encoding: 'utf8', timeout: 300_000 },
+    );
+    assert.equal(run.status, 0, `serverless package --stage ${stage} failed:\n${run.stdout}\n${run.stderr}`);
+  }
+  return JSON.parse(readFileSync(file, 'utf8')) as Template;
 }
 
-let template: { Resources: Record<string, Resource>; Conditions: Json };
+let template: Template;
+let prodTemplate: Template;
 const byType = (type: string) =>
   Object.entries(template.Resources).filter(([, r]) => r.Type === type) as [string, Resource][];
 const getAtt = (v: unknown): string | undefined => (v as { 'Fn::GetAtt'?: string[] })?.['Fn::GetAtt']?.[0];
@@ -102,8 +122,8 @@ function mappingFor(fnLogicalId: string): Resource[] {
 }
 
 /** Every statement of a role, both branches of each `Fn::If` included. */
-function statements(roleId: string): Statement[] {
-  const role = template.Resources[roleId];
+function statements(roleId: string, t: Template = template): Statement[] {
+  const role = t.Resources[roleId];
   assert.ok(role, `role ${roleId} exists`);
   const out: Statement[] = [];
   for (const policy of role.Properties.Policies as { PolicyDocument: { Statement: unknown[] } }[]) {
@@ -122,10 +142,22 @@ const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Actio
 const resources = (s: Statement) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]);
 const json = (v: unknown) => JSON.stringify(v);
 
-/** Evaluates a template condition made of Fn::Not / Fn::Equals over literals (all the stage resolves to). */
-function holds(condition: unknown): boolean {
-  const c = condition as { 'Fn::Not'?: unknown[]; 'Fn::Equals'?: unknown[] };
-  if (c['Fn::Not']) return !holds(c['Fn::Not'][0]);
+/**
+ * Evaluates a template condition made of Fn::Not / Fn::Equals / Fn::Or / Fn::And over literals and
+ * other conditions (all a stage resolves to).
+ */
+function holds(condition: unknown, t: Template = template): boolean {
+  const c = condition as {
+    'Fn::Not'?: unknown[];
+    'Fn::Equals'?: unknown[];
+    'Fn::Or'?: unknown[];
+    'Fn::And'?: unknown[];
+    Condition?: string;
+  };
+  if (c.Condition) return holds(t.Conditions[c.Condition], t);
+  if (c['Fn::Not']) return !holds(c['Fn::Not'][0], t);
+  if (c['Fn::Or']) return c['Fn::Or'].some((x) => holds(x, t));
+  if (c['Fn::And']) return c['Fn::And'].every((x) => holds(x, t));
   if (c['Fn::Equals']) return json(c['Fn::Equals'][0]) === json(c['Fn::Equals'][1]);
   throw new Error(`cannot evaluate condition ${json(condition)}`);
 }
@@ -136,14 +168,29 @@ const inThisStage = (r: unknown): boolean => {
   return !iff || holds(template.Conditions[iff[0]]);
 };
 
+/** The value a stage gives: `Fn::If` resolved with the stage's conditions, AWS::NoValue dropped. */
+function resolved(v: unknown, t: Template): unknown {
+  if (Array.isArray(v)) return v.map((e) => resolved(e, t)).filter((e) => e !== undefined);
+  if (typeof v !== 'object' || v === null) return v;
+  const iff = (v as { 'Fn::If'?: [string, unknown, unknown] })['Fn::If'];
+  if (iff) return resolved(holds(t.Conditions[iff[0]], t) ? iff[1] : iff[2], t);
+  if ((v as Json).Ref === 'AWS::NoValue') return undefined;
+  return Object.fromEntries(
+    Object.entries(v)
+      .map(([k, e]) => [k, resolved(e, t)])
+      .filter(([, e]) => e !== undefined),
+  );
+}
+
 before(() => {
-  packageStack();
-  template = JSON.parse(readFileSync(TEMPLATE, 'utf8'));
+  // prod first: packaging any stage empties `.serverless/`, whatever `--package` says.
+  prodTemplate = packageStack('prod', PROD_OUT);
+  template = packageStack('dev', OUT);
 });
 
 describe('serverless package --stage dev', () => {
   test('resolves everything from the stage file: no SSM lookups, no unresolved variables', () => {
-    const text = readFileSync(TEMPLATE, 'utf8');
+    const text = readFileSync(path.join(OUT, TEMPLATE_FILE), 'utf8');
     assert.doesNotMatch(text, /\$\{(ssm|self|file|opt|env|sls|aws):/);
   });
 
@@ -237,20 +284,24 @@ describe('serverless package --stage dev', () => {
     assert.equal(lambda('fanout')[1].Properties.RecursiveLoop, 'Allow');
   });
 
-  test('full user and organisation resync schedules deliver a start payload, disabled in dev', () => {
+  test('full user and organisation resync schedules deliver a start payload keyed by the event id, disabled in dev', () => {
     const [fanoutId] = lambda('fanout');
     const rules = byType('AWS::Events::Rule').map(([, r]) => r.Properties);
+    const eventId = '7bf73129-1428-4cd3-a780-95db273d1602';
     const inputs = rules.map((r) => {
-      const target = (r.Targets as { Arn: unknown; Input: string }[])[0]!;
+      const target = (r.Targets as { Arn: unknown; InputTransformer: Record<string, unknown> }[])[0]!;
       assert.equal(getAtt(target.Arn), fanoutId);
       assert.equal(r.State, 'DISABLED');
-      return JSON.parse(target.Input);
+      const t = target.InputTransformer as { InputPathsMap: Record<string, string>; InputTemplate: string };
+      assert.deepEqual(t.InputPathsMap, { eventId: '$.id' });
+      // EventBridge puts the JSON value of each path where its <name> stands; the result is the payload.
+      return parseStartPayload(JSON.parse(t.InputTemplate.replace('<eventId>', JSON.stringify(eventId))));
     });
     assert.deepEqual(
       inputs.sort((a, b) => a.objectType.localeCompare(b.objectType)),
       [
-        { job: 'sync', objectType: 'organisation', dryRun: true },
-        { job: 'sync', objectType: 'user', dryRun: true },
+        { job: 'sync', objectType: 'organisation', dryRun: true, idempotencyKey: eventId },
+        { job: 'sync', objectType: 'user', dryRun: true, idempotencyKey: eventId },
       ],
     );
   });
@@ -267,18 +318,6 @@ describe('serverless package --stage dev', () => {
     assert.equal(m.StartingPosition, 'LATEST');
     assert.equal(m.BatchSize, 100);
     assert.equal(m.Enabled, true);
-  });
-
-  test('an alarm on every dead-letter queue as soon as it holds a message', () => {
-    const alarmed = byType('AWS::CloudWatch::Alarm').map(([, a]) => {
-      const p = a.Properties;
-      assert.equal(p.Namespace, 'AWS/SQS');
-      assert.equal(p.MetricName, 'ApproximateNumberOfMessagesVisible');
-      assert.equal(p.Threshold, 0);
-      assert.equal(p.ComparisonOperator, 'GreaterThanThreshold');
-      return getAtt((p.Dimensions as { Value: unknown }[])[0]!.Value);
-    });
-    assert.deepEqual(alarmed.sort(), ['DeleteDeadLetterQueue', 'ScanDeadLetterQueue', 'SyncDeadLetterQueue']);
   });
 
   test("least privilege: `Resource: '*'` only for the listed VPC network-interface actions", () => {
@@ -307,6 +346,7 @@ describe('serverless package --stage dev', () => {
     assert.deepEqual(sqsResources('DeleteKeycloakUsersRole', 'sqs:ReceiveMessage'), ['DeleteQueue']);
     assert.deepEqual(sqsResources('DeleteKeycloakUsersRole', 'sqs:SendMessage'), []);
     assert.deepEqual(sqsResources('MergeUserCoursesRole', 'sqs:ReceiveMessage'), []);
+    assert.deepEqual(sqsResources('MergeUserCoursesRole', 'sqs:SendMessage'), ['MergeFailureQueue']);
     for (const [name, { role }] of Object.entries(FUNCTIONS)) {
       const logs = statements(role).filter((s) => actions(s).includes('logs:PutLogEvents'));
       assert.equal(logs.length, 1);
@@ -325,5 +365,364 @@ describe('serverless package --stage dev', () => {
     assert.match(text, /group\/dev-kafka\/[^/]+\/dev-merge-user-courses-group/);
     const writes = kafka.filter((s) => actions(s).includes('kafka-cluster:WriteData'));
     assert.doesNotMatch(json(writes), /lms\.user\.account\.merge/, 'never writes to its input topic');
+  });
+});
+
+/** Dev stage file values the template must carry (config/stages/dev.yml). */
+const DEV = {
+  tags: { service: 'sunbird-dataops', stage: 'dev', project: 'sunbird', owner: 'sunbird-ops' },
+  alarmEndpoint: 'sunbird-dataops-dev@example.org',
+  functionErrors: { threshold: 0, period: 300, evaluationPeriods: 1 },
+  functionThrottles: { threshold: 0, period: 300, evaluationPeriods: 1 },
+  deadLetterQueues: { period: 60, evaluationPeriods: 1 },
+  mergeOffsetLag: { threshold: 1000, period: 300, evaluationPeriods: 3 },
+  runStalled: { period: 900, evaluationPeriods: 2 },
+  logRetentionInDays: 14,
+};
+
+type Alarm = Json & {
+  AlarmName: string;
+  AlarmActions: unknown[];
+  OKActions: unknown[];
+  Dimensions?: { Name: string; Value: unknown }[];
+  Metrics?: {
+    Id: string;
+    Expression?: string;
+    MetricStat?: { Metric: Json; Period: number; Stat: string };
+  }[];
+};
+const alarms = (): Alarm[] => byType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties as Alarm);
+const alarmNamed = (name: string): Alarm => {
+  const found = alarms().find((a) => a.AlarmName === `${PREFIX}-${name}`);
+  assert.ok(found, `alarm ${PREFIX}-${name} exists`);
+  return found;
+};
+const ref = (v: unknown) => (v as { Ref?: string })?.Ref;
+const tagsOf = (r: Resource) =>
+  Object.fromEntries(
+    (r.Properties.Tags as { Key: string; Value: string }[] | undefined)?.map((t) => [t.Key, t.Value]) ?? [],
+  );
+
+describe('alarms notify an SNS topic of the stack', () => {
+  test('one topic; its subscription endpoint and protocol are stack parameters defaulting to the stage file', () => {
+    const topics = byType('AWS::SNS::Topic');
+    assert.equal(topics.length, 1);
+    const [topicId, topic] = topics[0]!;
+    assert.equal(topic.Properties.TopicName, `${PREFIX}-alarms`);
+    assert.equal(template.Parameters?.AlarmNotificationEndpoint?.Default, DEV.alarmEndpoint);
+    assert.equal(template.Parameters?.AlarmNotificationProtocol?.Default, 'email');
+    const [, sub] = byType('AWS::SNS::Subscription')[0]!;
+    assert.equal(ref(sub.Properties.TopicArn), topicId);
+    assert.equal(ref(sub.Properties.Endpoint), 'AlarmNotificationEndpoint');
+    assert.equal(ref(sub.Properties.Protocol), 'AlarmNotificationProtocol');
+    // An empty endpoint means no subscription at all, not a broken one.
+    assert.ok(sub.Condition && holds(template.Conditions[sub.Condition]), 'subscribed in dev');
+    const empty = { ...template.Parameters?.AlarmNotificationEndpoint, Default: '' };
+    assert.deepEqual(template.Conditions[sub.Condition], {
+      'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'AlarmNotificationEndpoint' }, empty.Default] }],
+    });
+  });
+
+  test('every alarm notifies the topic when it fires and when it clears', () => {
+    const all = alarms();
+    assert.ok(all.length >= 4 * 2 + 4 + 1 + 3, `${all.length} alarms`);
+    for (const a of all) {
+      assert.deepEqual(a.AlarmActions.map(ref), ['AlarmTopic'], `${a.AlarmName} AlarmActions`);
+      assert.deepEqual(a.OKActions.map(ref), ['AlarmTopic'], `${a.AlarmName} OKActions`);
+      assert.match(String(a.AlarmDescription), /README/, `${a.AlarmName} says where the runbook is`);
+    }
+  });
+
+  test("the README's runbook says what every alarm means and what to do", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const runbook = readme.slice(readme.indexOf('### Alarms: what they mean and what to do'));
+    const rows = runbook
+      .slice(0, runbook.indexOf('\n### '))
+      .split('\n')
+      .filter((l) => l.startsWith('| `'));
+    const named = rows.flatMap((r) => [...r.split(' | ')[0]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+    for (const a of alarms()) {
+      const suffix = a.AlarmName.slice(PREFIX.length + 1);
+      const generic = suffix.replace(new RegExp(`^(${Object.keys(FUNCTIONS).join('|')})-`), '<function>-');
+      assert.ok(named.includes(suffix) || named.includes(generic), `README explains ${suffix}`);
+    }
+  });
+
+  test('every function has an Errors and a Throttles alarm with the stage thresholds and periods', () => {
+    const functions = byType('AWS::Lambda::Function');
+    assert.equal(functions.length, Object.keys(FUNCTIONS).length);
+    for (const [fnId, fn] of functions) {
+      const name = String(fn.Properties.FunctionName).slice(PREFIX.length + 1);
+      for (const [metric, s] of [
+        ['Errors', DEV.functionErrors],
+        ['Throttles', DEV.functionThrottles],
+      ] as const) {
+        const a = alarmNamed(`${name}-${metric.toLowerCase()}`);
+        assert.equal(a.Namespace, 'AWS/Lambda');
+        assert.equal(a.MetricName, metric);
+        assert.deepEqual(a.Dimensions, [{ Name: 'FunctionName', Value: { Ref: fnId } }]);
+        assert.equal(a.Statistic, 'Sum');
+        assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+        assert.deepEqual(
+          [a.Threshold, a.Period, a.EvaluationPeriods],
+          [s.threshold, s.period, s.evaluationPeriods],
+        );
+      }
+    }
+  });
+
+  test('every dead-letter queue, the MSK on-failure queue included, alarms on its first message', () => {
+    const dlqs = ['ScanDeadLetterQueue', 'SyncDeadLetterQueue', 'DeleteDeadLetterQueue', 'MergeFailureQueue'];
+    const alarmed = alarms()
+      .filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible' && a.Namespace === 'AWS/SQS')
+      .map((a) => {
+        assert.equal(a.Threshold, 0);
+        assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+        assert.equal(a.Statistic, 'Maximum');
+        assert.deepEqual([a.Period, a.EvaluationPeriods], [DEV.deadLetterQueues.period, 1]);
+        return getAtt(a.Dimensions![0]!.Value);
+      });
+    assert.deepEqual(alarmed.sort(), dlqs.sort());
+  });
+
+  test("merge-user-courses' consumer lag: OffsetLag of the mapping's function above the stage threshold", () => {
+    const a = alarmNamed('merge-user-courses-offset-lag');
+    assert.equal(a.Namespace, 'AWS/Lambda');
+    assert.equal(a.MetricName, 'OffsetLag');
+    assert.deepEqual(a.Dimensions, [
+      { Name: 'FunctionName', Value: { Ref: lambda('merge-user-courses')[0] } },
+    ]);
+    const s = DEV.mergeOffsetLag;
+    assert.deepEqual(
+      [a.Threshold, a.Period, a.EvaluationPeriods],
+      [s.threshold, s.period, s.evaluationPeriods],
+    );
+  });
+
+  test('a run is stalled when messages wait on the scan, sync or delete queue and none completes', () => {
+    for (const [short, queueId] of [
+      ['scan', 'ScanQueue'],
+      ['sync', 'SyncQueue'],
+      ['delete', 'DeleteQueue'],
+    ] as const) {
+      const a = alarmNamed(`${short}-stalled`);
+      const byId = Object.fromEntries(a.Metrics!.map((m) => [m.Id, m]));
+      assert.equal(byId.waiting?.MetricStat?.Metric.MetricName, 'ApproximateNumberOfMessagesVisible');
+      assert.equal(byId.done?.MetricStat?.Metric.MetricName, 'NumberOfMessagesDeleted');
+      for (const id of ['waiting', 'done']) {
+        const stat = byId[id]!.MetricStat!;
+        assert.equal(getAtt((stat.Metric.Dimensions as { Value: unknown }[])[0]!.Value), queueId);
+        assert.equal(stat.Period, DEV.runStalled.period);
+      }
+      assert.equal(byId.stalled?.Expression, 'IF(FILL(waiting, 0) > 0 AND FILL(done, 0) == 0, 1, 0)');
+      assert.equal(a.EvaluationPeriods, DEV.runStalled.evaluationPeriods);
+      assert.equal(a.Threshold, 0);
+    }
+  });
+});
+
+describe('the MSK mapping gives up on a failing batch, with a trace', () => {
+  test('provisioned pollers, bounded retries, bisection, partial batch responses and an on-failure queue', () => {
+    const m = mappingFor(lambda('merge-user-courses')[0])[0]!.Properties;
+    assert.deepEqual(m.ProvisionedPollerConfig, { MinimumPollers: 1, MaximumPollers: 2 });
+    assert.equal(m.MaximumRetryAttempts, 10);
+    assert.equal(m.BisectBatchOnFunctionError, true);
+    assert.deepEqual(m.FunctionResponseTypes, ['ReportBatchItemFailures']);
+    const onFailure = (m.DestinationConfig as { OnFailure: { Destination: unknown } }).OnFailure;
+    assert.deepEqual(onFailure.Destination, { 'Fn::GetAtt': ['MergeFailureQueue', 'Arn'] });
+    const q = template.Resources.MergeFailureQueue!;
+    assert.equal(q.Properties.QueueName, `${PREFIX}-merge-dlq`);
+    assert.equal(q.Properties.MessageRetentionPeriod, 1209600);
+  });
+});
+
+describe('logs, tags and dashboard', () => {
+  test('every function logs in Lambda JSON format with the stage levels; log groups keep the stage retention', () => {
+    for (const [id, fn] of byType('AWS::Lambda::Function')) {
+      assert.deepEqual(fn.Properties.LoggingConfig, {
+        LogFormat: 'JSON',
+        ApplicationLogLevel: 'INFO',
+        SystemLogLevel: 'INFO',
+      });
+      assert.equal((fn.Properties.Environment as { Variables: Json }).Variables.LOG_LEVEL, 'INFO');
+      const group = template.Resources[id.replace('LambdaFunction', 'LogGroup')]!;
+      assert.equal(group.Properties.RetentionInDays, DEV.logRetentionInDays);
+    }
+  });
+
+  test('service, stage and the stage tags on every function, queue, topic, alarm, dashboard and the MSK mapping', () => {
+    const types = [
+      'AWS::Lambda::Function',
+      'AWS::SQS::Queue',
+      'AWS::SNS::Topic',
+      'AWS::CloudWatch::Alarm',
+      'AWS::CloudWatch::Dashboard',
+    ];
+    const tagged = Object.entries(template.Resources).filter(([, r]) => types.includes(r.Type));
+    assert.ok(tagged.length >= 4 + 7 + 1 + 16 + 1, `${tagged.length} resources`);
+    for (const [id, r] of [
+      ...tagged,
+      [
+        'MergeUserCoursesMskEventSourceMapping',
+        template.Resources.MergeUserCoursesMskEventSourceMapping!,
+      ] as const,
+    ])
+      assert.deepEqual(tagsOf(r), DEV.tags, `${id} tags`);
+  });
+
+  test('the dashboard shows every function, the queues and DLQs, merge lag and the job metrics', () => {
+    const [, dash] = byType('AWS::CloudWatch::Dashboard')[0]!;
+    assert.equal(dash.Properties.DashboardName, PREFIX);
+    const body = JSON.parse(
+      String((dash.Properties.DashboardBody as { 'Fn::Sub': string })['Fn::Sub']).replaceAll(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the Fn::Sub placeholder CloudFormation fills
+        '${AWS::Region}',
+        'ap-south-1',
+      ),
+    ) as { widgets: { type: string; properties: { metrics?: unknown[][]; query?: string } }[] };
+    // Metric rows use "." for "same as the row above"; expand them to [namespace, name, dimension, value].
+    const rows: string[] = [];
+    for (const w of body.widgets) {
+      let prev: unknown[] = [];
+      for (const m of w.properties.metrics ?? []) {
+        const row = m.slice(0, 4).map((v, i) => (v === '.' ? prev[i] : v));
+        prev = row;
+        rows.push(row.join(' '));
+      }
+    }
+    const has = (row: string) => assert.ok(rows.includes(row), `dashboard shows ${row}`);
+    for (const fn of Object.keys(FUNCTIONS))
+      for (const metric of ['Invocations', 'Errors', 'Throttles', 'Duration'])
+        has(`AWS/Lambda ${metric} FunctionName ${PREFIX}-${fn}`);
+    for (const q of ['scan', 'sync', 'delete', 'scan-dlq', 'sync-dlq', 'delete-dlq', 'merge-dlq'])
+      for (const metric of ['ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage'])
+        has(`AWS/SQS ${metric} QueueName ${PREFIX}-${q}`);
+    has(`AWS/Lambda OffsetLag FunctionName ${PREFIX}-merge-user-courses`);
+    const jobMetrics: Record<string, string[]> = {
+      fanout: ['scan-tasks-done', 'ids-enumerated'],
+      'sync-block': ['ids-synced', 'ids-failed', 'blocks-failed'],
+      'delete-keycloak-users': ['users-deleted', 'users-delete-failed'],
+      'merge-user-courses': [METRIC.success, METRIC.failed, METRIC.skipped],
+    };
+    for (const [service, names] of Object.entries(jobMetrics))
+      for (const name of names) has(`SunbirdDataOps ${name} service ${service}`);
+    const logs = body.widgets.filter((w) => w.type === 'log');
+    assert.match(
+      String(logs[0]?.properties.query),
+      new RegExp(`SOURCE '/aws/lambda/${PREFIX}-sync-block'.*by runId`),
+    );
+  });
+});
+
+describe('lean bundles', () => {
+  for (const name of Object.keys(FUNCTIONS)) {
+    test(`${name}: the zip holds its function's chunks only, and every chunk they import`, () => {
+      const zip = path.join(OUT, `${name}.zip`);
+      const files = spawnSync('unzip', ['-Z1', zip], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+      const code = files.filter((f) => f.endsWith('.mjs'));
+      assert.deepEqual(
+        code.filter((f) => !path.basename(f).startsWith(`${name}.`)),
+        [],
+        'another function’s files',
+      );
+      for (const file of code) {
+        const text = spawnSync('unzip', ['-p', zip, file], {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+        }).stdout;
+        for (const [, spec] of text.matchAll(/["'](\.\/[^"']+\.mjs)["']/g)) {
+          assert.ok(
+            files.includes(path.posix.join(path.posix.dirname(file), spec!)),
+            `${file} imports ${spec}`,
+          );
+        }
+      }
+    });
+
+    test(`${name}: the zip is under ${MAX_ZIP_BYTES} bytes and its source map embeds no sources`, () => {
+      const zip = path.join(OUT, `${name}.zip`);
+      const bytes = statSync(zip).size;
+      assert.ok(bytes < MAX_ZIP_BYTES, `${name}.zip is ${bytes} bytes`);
+      const map = spawnSync('unzip', ['-p', zip, `functions/${name}.mjs.map`], {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      }).stdout;
+      const parsed = JSON.parse(map) as { sources: string[]; sourcesContent?: unknown };
+      assert.ok(
+        parsed.sources.some((s) => s.includes(`functions/${name}.ts`)),
+        'maps back to the TypeScript source',
+      );
+      assert.equal(parsed.sourcesContent, undefined);
+    });
+  }
+});
+
+describe('Secrets Manager secrets (the prod stage reads its Keycloak client secret from one)', () => {
+  const roles = Object.values(FUNCTIONS).map((f) => f.role);
+
+  test('dev names only SSM parameters: no role may read any Secrets Manager secret', () => {
+    for (const role of roles) {
+      const [policy] = template.Resources[role]!.Properties.Policies as {
+        PolicyDocument: { Statement: unknown[] };
+      }[];
+      const live = resolved(policy!.PolicyDocument.Statement, template) as Statement[];
+      assert.ok(
+        !live.some((s) => s.Sid === 'ReadSecretsManagerSecrets'),
+        `${role}: no Secrets Manager grant in dev`,
+      );
+    }
+  });
+
+  test('prod: exactly the delete-keycloak-users role may read exactly that secret, and its SSM reference', () => {
+    for (const role of roles) {
+      const [policy] = prodTemplate.Resources[role]!.Properties.Policies as {
+        PolicyDocument: { Statement: unknown[] };
+      }[];
+      const live = resolved(policy!.PolicyDocument.Statement, prodTemplate) as Statement[];
+      const sm = live.filter((s) => actions(s).some((a) => a.startsWith('secretsmanager:')));
+      if (role !== 'DeleteKeycloakUsersRole') {
+        assert.deepEqual(sm, [], `${role} reads no Secrets Manager secret`);
+        continue;
+      }
+      assert.equal(sm.length, 1);
+      assert.deepEqual(sm[0]!.Action, 'secretsmanager:GetSecretValue');
+      assert.deepEqual(sm[0]!.Resource, [
+        {
+          'Fn::Sub':
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: Fn::Sub placeholders CloudFormation fills
+            'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:sunbird-dataops/prod/keycloak-client-secret-??????',
+        },
+      ]);
+      const ssm = live.filter((s) => actions(s).includes('ssm:GetParameter')).flatMap(resources);
+      assert.ok(
+        json(ssm).includes(
+          ':parameter/aws/reference/secretsmanager/sunbird-dataops/prod/keycloak-client-secret',
+        ),
+        'and the SSM reference parameter it is read through',
+      );
+    }
+  });
+});
+
+describe('the template conforms to the CloudFormation resource specification', () => {
+  test('dev and prod: known resource types, known properties of the right types, required ones present', async () => {
+    assert.deepEqual(await checkTemplate(template), [], 'dev');
+    assert.deepEqual(await checkTemplate(prodTemplate), [], 'prod');
+  });
+
+  test('the check catches an unknown property, a wrong type, a bad nested value and a missing required property', async () => {
+    const broken = structuredClone(template);
+    broken.Resources.SyncQueue!.Properties.VisibilityTimeOut = 30;
+    broken.Resources.AlarmTopic!.Properties.Tags = [{ Key: 'service' }];
+    (
+      broken.Resources.MergeUserCoursesMskEventSourceMapping!.Properties.ProvisionedPollerConfig as Json
+    ).MinimumPollers = 'one';
+    delete broken.Resources[lambda('fanout')[0]]!.Properties.Role;
+    const errors = await checkTemplate(broken);
+    assert.equal(errors.length, 4, errors.join('\n'));
+    assert.match(errors.join('\n'), /SyncQueue \(AWS::SQS::Queue\): unknown property VisibilityTimeOut/);
+    assert.match(errors.join('\n'), /AlarmTopic .*Tags\[0\]: expected a \{Key, Value\} tag/);
+    assert.match(errors.join('\n'), /ProvisionedPollerConfig\.MinimumPollers: expected a number, got "one"/);
+    assert.match(errors.join('\n'), /FanoutLambdaFunction .*missing required property Role/);
   });
 });

@@ -3,10 +3,13 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import {
   buildSyncRequestBody,
+  PREFLIGHT_BODY,
   type RetryInfo,
   SyncApiClient,
   type SyncApiClientOptions,
 } from '#shared/clients/sync-api.ts';
+import { ConfigError } from '#shared/config.ts';
+import { CredentialsRefusedError, exitCodeOf, ServiceUnavailableError } from '#shared/core/errors.ts';
 import { parseRetryAfter } from '#shared/core/retry.ts';
 import type { SyncCallResult } from '#shared/sync/ports.ts';
 
@@ -282,5 +285,104 @@ describe('SyncApiClient against the stand-in', () => {
     const connections = new Set(s.requests().map((r) => r.remote));
     assert.ok(connections.size <= 4, `${connections.size} connections`);
     assert.equal(s.requests().length, 200);
+  });
+
+  describe('the preflight (check)', () => {
+    test('one request, refused by the service’s validation without syncing anything, proves key and route', async () => {
+      await client().check();
+      const [rec, ...rest] = s.requests();
+      assert.ok(rec, 'one request');
+      assert.equal(rest.length, 0, 'exactly one request');
+      assert.equal(rec.status, 400);
+      assert.equal(rec.auth, 'matched', 'the key went through the gateway');
+      assert.equal(rec.rawBody, PREFLIGHT_BODY);
+      const request = (rec.body as { request: { objectType: string; objectIds: string[] } }).request;
+      // Never an empty id list: older services answer that by re-indexing the whole type.
+      assert.ok(request.objectIds.length > 0);
+      assert.ok(!['user', 'organisation', 'location'].includes(request.objectType));
+      // Through the gateway's public route as well.
+      await client({ endpoint: `${s.url}/api/data/v1/index/sync` }).check();
+    });
+
+    test('a wrong key is refused after exactly one request: credentials refused (exit 3), the key never shown', async () => {
+      const err = await client({ apiKey: 'not-the-key-0000' })
+        .check()
+        .then(
+          () => assert.fail('a wrong key must be refused'),
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof CredentialsRefusedError, String(err));
+      assert.equal(exitCodeOf(err), 3);
+      assert.match(
+        err.message,
+        /^the Sync API at http:\/\/127\.0\.0\.1:\d+\/v1\/data\/sync refused the API key \(HTTP 401\)$/,
+      );
+      assert.ok(!err.message.includes('not-the-key-0000'));
+      assert.equal(s.requests().length, 1);
+      const none = await client({ apiKey: '' })
+        .check()
+        .then(
+          () => assert.fail('no key must be refused'),
+          (e: unknown) => e,
+        );
+      assert.match(String((none as Error).message), /no key was given: set SYNC_API_KEY/);
+    });
+
+    test('a key outside the route’s ACL is refused (403, exit 3)', async () => {
+      const acl = await startSyncApiStandin({ apiKey: KEY, aclDeniedKeys: ['denied-key'] });
+      try {
+        const c = new SyncApiClient({ endpoint: `${acl.url}/v1/data/sync`, apiKey: 'denied-key' });
+        clients.push(c);
+        const err = await c.check().then(
+          () => assert.fail('refused'),
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof CredentialsRefusedError, String(err));
+        assert.match(err.message, /HTTP 403/);
+        assert.equal(acl.requests().length, 1);
+      } finally {
+        await acl.close();
+      }
+    });
+
+    test('a wrong route is a configuration error naming the endpoint setting (exit 2)', async () => {
+      const err = await client({ endpoint: `${s.url}/api/data/v1/index/sink` })
+        .check()
+        .then(
+          () => assert.fail('no route there'),
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.equal(exitCodeOf(err), 2);
+      assert.match(
+        err.message,
+        /no Sync API route at .*\/api\/data\/v1\/index\/sink \(HTTP 404\).*sunbird_sync_api_endpoint/,
+      );
+    });
+
+    test('an unreachable API is unavailable (exit 3) after a short, bounded retry', async () => {
+      const dead = await startSyncApiStandin();
+      const url = `${dead.url}/v1/data/sync`;
+      await dead.close();
+      const err = await client({ endpoint: url })
+        .check()
+        .then(
+          () => assert.fail('nothing listens'),
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof ServiceUnavailableError, String(err));
+      assert.equal(err.service, 'Sync API');
+      assert.match(err.message, /is not available: .*ECONNREFUSED/);
+      assert.equal(retries.length, 2, 'the preflight retries at most twice');
+    });
+
+    test('a transient 503 is retried, then the preflight passes', async () => {
+      s.setFaults({ script: [503] });
+      await client().check();
+      assert.deepEqual(
+        s.requests().map((r) => r.status),
+        [503, 400],
+      );
+    });
   });
 });

@@ -13,8 +13,9 @@ import type { SQSEvent } from 'aws-lambda';
 import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
+import { openStateDb } from '#shared/clients/sqlite.ts';
 import { blockSchema, scanTaskSchema } from '#shared/sync/messages.ts';
+import { SqliteRunLedger } from '#shared/sync/sqlite-ledger.ts';
 import { summarise } from '#shared/sync/summary.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
@@ -28,6 +29,8 @@ let client: CassandraClient;
 let ks: { sunbird: string; ops: string };
 let drop: () => Promise<void>;
 let standin: SyncApiStandin;
+/** The CLI's embedded ledger for this file's runs (the default ledger of CLI runs). */
+let stateDir: string;
 
 before(async () => {
   const iso = await isolatedKeyspaces('cli', ['sunbird', 'ops']);
@@ -44,6 +47,7 @@ before(async () => {
     coursesKeyspace: 'unused',
   });
   standin = await startSyncApiStandin({ port: 0, apiKey: KEY });
+  stateDir = await mkdtemp(join(tmpdir(), 'cli-state-'));
 });
 
 after(async () => {
@@ -64,6 +68,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Cl
         ...process.env,
         SUNBIRD_KEYSPACE: ks.sunbird,
         DATAOPS_KEYSPACE: ks.ops,
+        SUNBIRD_DATAOPS_STATE_DIR: stateDir,
         SYNC_API_KEY: KEY,
         ...env,
       },
@@ -77,6 +82,12 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Cl
 }
 
 const endpoint = () => `sunbird_sync_api_endpoint=${standin.url}/v1/data/sync`;
+/** Ids of the calls the stand-in accepted (not the run's preflight, which it refuses by design). */
+const synced = (s: SyncApiStandin): string[] =>
+  s
+    .requests()
+    .filter((q) => q.status === 200)
+    .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
 const runIdOf = (r: CliResult) => /run (\S+)/.exec(r.stdout)?.[1] ?? '';
 
 describe('sunbird-dataops sync', () => {
@@ -129,9 +140,7 @@ describe('sunbird-dataops sync', () => {
       out,
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const sent = standin
-      .requests()
-      .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
+    const sent = synced(standin);
     assert.deepEqual(new Set(sent), new Set(seededUserIds(11, USERS)));
     assert.match(
       r.stdout,
@@ -161,11 +170,22 @@ describe('sunbird-dataops sync', () => {
         '--out',
         out,
       ],
-      { env: { ...process.env, SUNBIRD_KEYSPACE: ks.sunbird, DATAOPS_KEYSPACE: ks.ops, SYNC_API_KEY: KEY } },
+      {
+        env: {
+          ...process.env,
+          SUNBIRD_KEYSPACE: ks.sunbird,
+          DATAOPS_KEYSPACE: ks.ops,
+          SUNBIRD_DATAOPS_STATE_DIR: stateDir,
+          SYNC_API_KEY: KEY,
+        },
+      },
     );
     assert.match(stdout, /ids synced: 30, failed: 0/);
     const types = new Set(
-      standin.requests().map((q) => (q.body as { request: { objectType: string } }).request.objectType),
+      standin
+        .requests()
+        .filter((q) => q.status === 200)
+        .map((q) => (q.body as { request: { objectType: string } }).request.objectType),
     );
     assert.deepEqual(types, new Set(['organisation']));
   });
@@ -174,6 +194,7 @@ describe('sunbird-dataops sync', () => {
     standin.reset();
     standin.setFaults({
       script: [
+        { passThrough: true }, // the preflight
         { status: 200, body: '{"result":\n{"response":"SUCCESS"}}' },
         { status: 400, body: '{"params":{"err":"UOS_0072","errmsg":"Invalid Object Type."}}' },
         { status: 200, body: 'ok' },
@@ -229,7 +250,8 @@ describe('sunbird-dataops sync', () => {
 
   test('report and retry round-trip: the retried ids are exactly the failed ones', async () => {
     standin.reset();
-    standin.setFaults({ script: [200, 400, 200, 400] }); // blocks 2 and 4 are rejected (400 is not retried)
+    // After the preflight, blocks 2 and 4 are rejected (400 is not retried).
+    standin.setFaults({ script: [{ passThrough: true }, 200, 400, 200, 400] });
     const dir = await mkdtemp(join(tmpdir(), 'retry-'));
     const idFile = join(dir, 'ids.txt');
     const all = Array.from({ length: 40 }, (_, i) => `r${i}`);
@@ -283,11 +305,9 @@ describe('sunbird-dataops sync', () => {
       dir,
     ]);
     assert.equal(retry.code, 0, retry.stderr);
-    const retried = standin
-      .requests()
-      .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
+    const retried = synced(standin);
     assert.deepEqual(retried.sort(), expectedFailed.sort());
-    const summary = await summarise(new CassandraRunLedger(client, ks.ops), runIdOf(retry));
+    const summary = await summarise(new SqliteRunLedger(openStateDb(stateDir)), runIdOf(retry));
     assert.equal(summary?.run.parentRun, runId);
     assert.equal(summary?.idsSucceeded, 20);
   });

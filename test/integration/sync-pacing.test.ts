@@ -44,6 +44,9 @@ class Observed implements SyncApi {
   }> = [];
   inFlight = 0;
   maxInFlight = 0;
+  check(signal?: AbortSignal): Promise<void> {
+    return client.check(signal);
+  }
   async sync(objectType: string, ids: string[], options: SyncOptions = {}): Promise<SyncCallResult> {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -139,6 +142,7 @@ describe('auto pacing against the stand-in', () => {
     const api = new Observed();
     const starts: number[] = [];
     const timed: SyncApi = {
+      check: (signal) => api.check(signal),
       sync: (t, ids, o) => {
         starts.push(performance.now());
         return api.sync(t, ids, o);

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { SyncApiClient } from '#shared/clients/sync-api.ts';
+import { PREFLIGHT_BODY, SyncApiClient } from '#shared/clients/sync-api.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';
 import { CassandraIdSource } from '#shared/sync/cassandra-ids.ts';
 import { CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
@@ -69,6 +69,11 @@ function request(over: Partial<StartRunRequest>): StartRunRequest {
   };
 }
 
+/** The requests of a run's blocks: all but its preflight (runLocal checks the API before it starts). */
+function blockRequests(s: SyncApiStandin = standin) {
+  return s.requests().filter((r) => r.rawBody !== PREFLIGHT_BODY);
+}
+
 function sentIds(): string[] {
   return standin
     .requests()
@@ -86,7 +91,7 @@ describe('sync worker', () => {
       syncApi,
     });
     await syncApi.close();
-    const arrivals = standin.requests().map((r) => r.receivedAt);
+    const arrivals = blockRequests().map((r) => r.receivedAt);
     assert.equal(arrivals.length, 5);
     for (let i = 1; i < arrivals.length; i++) {
       // Timers never fire early; a few ms of clock granularity between processes is allowed for.
@@ -96,7 +101,7 @@ describe('sync worker', () => {
 
   test('a 429 with Retry-After is waited out and the block then succeeds', async () => {
     standin.reset();
-    standin.setFaults({ script: [{ status: 429, retryAfter: 1 }] });
+    standin.setFaults({ script: [{ passThrough: true }, { status: 429, retryAfter: 1 }] }); // after the preflight
     const syncApi = api();
     const result = await runLocal(request({ ids: ids(10) }), {
       ids: new CassandraIdSource(client),
@@ -104,7 +109,7 @@ describe('sync worker', () => {
       syncApi,
     });
     await syncApi.close();
-    const [first, second] = standin.requests();
+    const [first, second] = blockRequests();
     assert.equal(first?.status, 429);
     assert.equal(second?.status, 200);
     assert.ok(second!.receivedAt - first!.receivedAt >= 1000, 'the retry waited for Retry-After');
@@ -115,7 +120,8 @@ describe('sync worker', () => {
 
   test('500s are retried, then the block’s ids are recorded as failed and the run continues', async () => {
     standin.reset();
-    standin.setFaults({ script: [500, 500, 500] }); // every attempt of the first block (maxRetries 2)
+    // After the preflight, every attempt of the first block (maxRetries 2).
+    standin.setFaults({ script: [{ passThrough: true }, 500, 500, 500] });
     const syncApi = api();
     const all = ids(40);
     const result = await runLocal(request({ ids: all }), {
@@ -173,9 +179,9 @@ describe('sync worker', () => {
     await syncApi2.close();
     await back.close();
     assert.equal(retry.idsFailed, 0);
-    const resynced = back
-      .requests()
-      .flatMap((r) => (r.body as { request: { objectIds: string[] } }).request.objectIds);
+    const resynced = blockRequests(back).flatMap(
+      (r) => (r.body as { request: { objectIds: string[] } }).request.objectIds,
+    );
     assert.deepEqual(new Set([...synced, ...resynced]), new Set(all));
   });
 
@@ -196,7 +202,7 @@ describe('sync worker', () => {
     const summary = await summarise(ledger, result.runId);
     assert.deepEqual(summary?.failures.map((f) => f.id).sort(), ['u-0007', 'u-0017']);
     assert.equal(summary?.blocks.partial, 2);
-    const firstBody = verifying.requests()[0]!.body as { request: { operationType?: string } };
+    const firstBody = blockRequests(verifying)[0]!.body as { request: { operationType?: string } };
     assert.equal(firstBody.request.operationType, 'sync');
   });
 

@@ -78,6 +78,9 @@ export class CapacityApi implements SyncApi {
     return this.#admitted.length / this.capacity;
   }
 
+  /** The preflight: this API is always there. */
+  async check(): Promise<void> {}
+
   async sync(_objectType: string, _ids: string[], options: SyncOptions = {}): Promise<SyncCallResult> {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);

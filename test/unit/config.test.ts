@@ -5,6 +5,8 @@ import {
   effectivePacing,
   loadFlatConfig,
   parseContextParams,
+  SETTINGS,
+  type SettingKey,
   settingKeyFor,
 } from '#shared/config.ts';
 
@@ -83,6 +85,65 @@ describe('configuration', () => {
     assert.deepEqual(effectivePacing(-5, 5000), { blockSize: 100, sleepMs: 5000 });
     assert.deepEqual(effectivePacing(20, -1), { blockSize: 20, sleepMs: 2000 });
     assert.deepEqual(effectivePacing(20, 1), { blockSize: 20, sleepMs: 1 });
+  });
+
+  test('a block size or sleep of 3000000000 is refused up front with one line naming the setting and what is allowed', () => {
+    for (const [name, allowed] of [
+      ['sunbird_sync_block_size', /from -2147483648 to 100000 \(≤ 0 means 100\)/],
+      ['sunbird_sync_sleep_time', /from -2147483648 to 3600000 \(milliseconds; ≤ 0 means block size × 100\)/],
+    ] as const) {
+      assert.throws(
+        () => loadFlatConfig({ env: {}, overrides: { [name]: '3000000000' } }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.message.startsWith(`invalid ${name} / `) &&
+          allowed.test(err.message) &&
+          !err.message.includes('\n'),
+      );
+    }
+    // The fallbacks of the original stay accepted.
+    assert.equal(
+      loadFlatConfig({ env: {}, overrides: { sunbird_sync_block_size: '-1' } })['sync.blockSize'],
+      -1,
+    );
+  });
+
+  test('every numeric setting has a range: a value past it is a ConfigError naming the setting', () => {
+    const numeric = (Object.keys(SETTINGS) as SettingKey[]).filter((k) =>
+      /^-?\d+$/.test(String((SETTINGS[k] as { default?: string }).default)),
+    );
+    assert.ok(numeric.length >= 15, `found ${numeric.length} numeric settings`);
+    for (const key of numeric) {
+      for (const value of ['99999999999999', '-99999999999999']) {
+        assert.throws(
+          () => loadFlatConfig({ env: {}, overrides: { [key]: value } }),
+          (err: unknown) =>
+            err instanceof ConfigError &&
+            err.message.includes(SETTINGS[key].flag) &&
+            /expected (a (whole )?number from -?\d+ to \d+|a port 1-65535)/.test(err.message),
+          `${key} = ${value}`,
+        );
+      }
+      // Its default is inside its own range.
+      assert.doesNotThrow(() => loadFlatConfig({ env: {} })[key]);
+    }
+  });
+
+  test('the timeouts of every client are settings with bounded defaults', () => {
+    const cfg = loadFlatConfig({ env: {} });
+    assert.equal(cfg['cassandra.connectTimeoutMs'], 5000);
+    assert.equal(cfg['cassandra.readTimeoutMs'], 12_000);
+    assert.equal(cfg['cassandra.retryWindowMs'], 60_000);
+    assert.ok(cfg['kafka.timeoutMs'] <= 30_000, 'Kafka: at most 30 s by default');
+    assert.equal(cfg['postgres.timeoutMs'], 30_000);
+    assert.equal(cfg['sqs.timeoutMs'], 30_000);
+    assert.equal(cfg['syncApi.timeoutMs'], 30_000);
+    assert.equal(cfg['keycloak.timeoutMs'], 30_000);
+    assert.equal(
+      loadFlatConfig({ env: { CASSANDRA_RETRY_WINDOW_MS: '0' } })['cassandra.retryWindowMs'],
+      0,
+      'a window of 0 turns the retries off',
+    );
   });
 
   test('--context_param pairs parse with and without quotes', () => {

@@ -17,6 +17,7 @@ import {
   RunFailedError,
   ServiceUnavailableError,
 } from '#shared/core/errors.ts';
+import { once } from '#shared/core/once.ts';
 import {
   backoffMs,
   DEFAULT_RETRY,
@@ -28,7 +29,7 @@ import {
 } from '#shared/core/retry.ts';
 import { deadline, ManualClock } from '#shared/core/time.ts';
 import { KeycloakRefusedError } from '#shared/keycloak/errors.ts';
-import { MemoryQueue, MessageError, QueueSendError } from '#shared/queue/queue.ts';
+import { LazyQueue, MemoryQueue, MessageError, QueueSendError } from '#shared/queue/queue.ts';
 import { sqsBatches } from '#shared/queue/sqs.ts';
 import { IdFileError } from '#shared/sync/ids.ts';
 
@@ -214,6 +215,20 @@ describe('bounded concurrency', () => {
   });
 });
 
+describe('once', () => {
+  test('concurrent and later calls share the first result; a failure is forgotten and tried again', async () => {
+    let calls = 0;
+    const value = once(async () => {
+      calls++;
+      if (calls === 1) throw new Error('first attempt fails');
+      return calls;
+    });
+    await assert.rejects(value(), /first attempt fails/);
+    const [a, b] = await Promise.all([value(), value()]);
+    assert.deepEqual([a, b, await value(), calls], [2, 2, 2, 2]);
+  });
+});
+
 describe('time', () => {
   test('the virtual clock wakes concurrent sleepers in time order, without real waiting', async () => {
     const clock = new ManualClock(0);
@@ -272,6 +287,23 @@ describe('queues', () => {
     q.close();
     await got?.release();
     assert.equal(await q.take(), 'm');
+  });
+
+  test('a lazy queue makes its queue on the first send or receive, once, and passes both through', async () => {
+    const inner = new MemoryQueue();
+    let made = 0;
+    const q = new LazyQueue(
+      once(async () => {
+        made++;
+        return inner;
+      }),
+    );
+    assert.equal(made, 0, 'nothing made before use');
+    await Promise.all([q.send(['a']), q.send(['b'])]);
+    const [got] = (await q.receive()) ?? [];
+    assert.equal(got?.body, 'a');
+    assert.equal(inner.size, 1);
+    assert.equal(made, 1);
   });
 
   test('SQS batches hold at most 10 messages and 250,000 bytes', () => {

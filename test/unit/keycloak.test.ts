@@ -507,6 +507,41 @@ describe('starting and running a deletion', () => {
     );
   });
 
+  test('a deletion start repeated with its key selects nothing and returns the first run', async () => {
+    const { kc, dir } = realm();
+    const q = new MemoryQueue(100);
+    const ledger = new MemoryRunLedger();
+    let selections = 0;
+    const counting = new Proxy(kc, {
+      get: (t, p) => {
+        if (p === 'select') selections++;
+        const v = Reflect.get(t, p);
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+    const deps = {
+      users: counting,
+      directory: dir,
+      ids: new MemoryIdSource({}),
+      ledger,
+      scanQueue: q,
+      blockQueue: q,
+    };
+    const req = { ...request({ realm: undefined, blockSize: 10 }), idempotencyKey: 'key:evt-1' };
+    const first = await startKeycloakDeletion(req, deps);
+    const again = await startKeycloakDeletion(req, deps);
+    assert.ok(first.prepared && first.blocks === 2);
+    assert.deepEqual(
+      [again.runId, again.duplicate, again.blocks, again.prepared],
+      [first.runId, 'started', 0, undefined],
+    );
+    assert.equal(selections, 1, 'the repeat did not query Keycloak');
+    assert.equal(q.size, 2);
+    const other = await startKeycloakDeletion({ ...req, idempotencyKey: 'key:evt-2' }, deps);
+    assert.notEqual(other.runId, first.runId);
+    assert.match(other.runId, /^kcdel-user-/);
+  });
+
   test('the whole job here: synced first, then deleted; the lists say what happened to each user', async () => {
     const { kc, dir } = realm();
     const d = stageDeps(kc, dir);
@@ -596,6 +631,29 @@ describe('the delete function’s handler', () => {
     );
     const res = await handler(event, context);
     assert.deepEqual(res.batchItemFailures, [{ itemIdentifier: 'm0' }, { itemIdentifier: 'm1' }]);
+    assert.deepEqual(kc.deleteCalls, ['u-normal-1']);
+    assert.ok(kc.users.has('u-normal-2'));
+  });
+
+  test('near the timeout, no block is started: the rest come back unstarted, their users untouched', async () => {
+    const { kc, dir } = realm();
+    const handler = createDeleteHandler({ stageDeps: () => stageDeps(kc, dir), logger, reserveMs: 30_000 });
+    const left = [45_000, 29_999];
+    const ctx = {
+      awsRequestId: 'r',
+      getRemainingTimeInMillis: () => left.shift() ?? 0,
+    } as unknown as Context;
+    const event = toSqsEvent(
+      [block(['u-normal-1']), block(['u-normal-2'], { seq: 1 })].map((b, i) => ({
+        MessageId: `m${i}`,
+        ReceiptHandle: `h${i}`,
+        Body: JSON.stringify(b),
+      })),
+      'arn:aws:sqs:us-east-1:000000000000:delete',
+      'us-east-1',
+    );
+    const res = await handler(event, ctx);
+    assert.deepEqual(res.batchItemFailures, [{ itemIdentifier: 'm1' }]);
     assert.deepEqual(kc.deleteCalls, ['u-normal-1']);
     assert.ok(kc.users.has('u-normal-2'));
   });

@@ -113,6 +113,40 @@ describe('the sync-block handler', () => {
     assert.ok(lines().some((l) => l.message === 'malformed message' && l.messageId === 'm2'));
   });
 
+  test('near the timeout, no block is started: the rest of the batch comes back unstarted and unrecorded', async () => {
+    const ledger = new MemoryRunLedger();
+    const api = new FakeSyncApi();
+    const { logger, lines } = capture();
+    const handler = createSyncBlockHandler({
+      syncApi: () => api,
+      ledger: () => ledger,
+      stage: () => new MemoryQueue(),
+      logger,
+      reserveMs: 60_000,
+    });
+    // The invocation's clock: 70 s left at the first record, 50 s at the second (a slow first block).
+    const left = [70_000, 50_000, 49_000];
+    const ctx = { ...context(), getRemainingTimeInMillis: () => left.shift() ?? 0 } as unknown as Context;
+    const res = await handler(
+      sqsEvent([0, 1, 2].map((seq) => JSON.stringify(block(seq, [`id-${seq}`])))),
+      ctx,
+    );
+    assert.deepEqual(res.batchItemFailures, [{ itemIdentifier: 'm1' }, { itemIdentifier: 'm2' }]);
+    assert.deepEqual(
+      api.calls.map((c) => c.ids),
+      [['id-0']],
+      'only the block started in time reached the Sync API',
+    );
+    assert.deepEqual(
+      (await collect(ledger.blocks('run-1'))).map((b) => b.seq),
+      [0],
+    );
+    const warn = lines().find(
+      (l) => l.message === 'invocation near its timeout: records given back unstarted',
+    );
+    assert.deepEqual([warn?.givenBack, warn?.reserveMs], [2, 60_000]);
+  });
+
   test('a permanent rejection (400) is recorded as failed and not handed back', async () => {
     const api = new FakeSyncApi({ script: [{ status: 400 }] });
     const ledger = new MemoryRunLedger();
@@ -158,7 +192,7 @@ describe('the scan-queue handler', () => {
       scanQueue: () => scanQueue,
       syncQueue: () => syncQueue,
       fetchSize: 50,
-      safetyMs: 60_000,
+      reserveMs: 60_000,
       logger: createLogger({ level: 'SILENT' }),
       metrics,
     });

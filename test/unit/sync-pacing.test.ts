@@ -97,6 +97,8 @@ class ScriptedApi implements SyncApi {
     this.latencyMs = latencyMs;
   }
 
+  async check(): Promise<void> {}
+
   async sync(_t: string, _ids: string[], options: SyncOptions = {}): Promise<SyncCallResult> {
     for (let attempt = 1; ; attempt++) {
       const sent = this.clock.now();
