@@ -98,14 +98,11 @@ function deps(overrides: Partial<ProcessDeps> = {}): ProcessDeps {
   };
 }
 
-function normalise(value: unknown, userId: string, key = ''): unknown {
-  // agg_last_updated holds each merge's own plan time: two merges of equal pairs differ only there.
-  if (value instanceof Date) return key === 'agg_last_updated' ? '<plan time>' : value.toISOString();
+function normalise(value: unknown, userId: string): unknown {
+  if (value instanceof Date) return value.toISOString();
   if (Array.isArray(value)) return value.map((v) => normalise(v, userId));
   if (value && typeof value === 'object')
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, normalise(v, userId, key === 'agg_last_updated' ? key : k)]),
-    );
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normalise(v, userId)]));
   return value === userId ? '<account>' : value;
 }
 
