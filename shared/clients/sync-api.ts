@@ -71,14 +71,13 @@ export function buildSyncRequestBody(objectType: string, ids: string[], verify =
   return JSON.stringify({ params: {}, request });
 }
 
-/** The preflight's request: an objectType no version of the service accepts, and one harmless id. */
+/** The preflight's objectType: one no version of the service accepts. */
+export const PREFLIGHT_TYPE = 'sunbird-dataops-preflight';
+
+/** The preflight's request: that objectType, and one harmless id. */
 export const PREFLIGHT_BODY = JSON.stringify({
   params: {},
-  request: {
-    objectType: 'sunbird-dataops-preflight',
-    operationFor: 'es',
-    objectIds: ['sunbird-dataops-preflight'],
-  },
+  request: { objectType: PREFLIGHT_TYPE, operationFor: 'es', objectIds: [PREFLIGHT_TYPE] },
 });
 /** Retries of the preflight on network errors, 429 and 5xx (a run that cannot start should say so soon). */
 const PREFLIGHT_RETRIES = 2;

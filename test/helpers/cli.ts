@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SyncApiStandin } from '#scripts/sync-api-standin/index.ts';
+import { PREFLIGHT_TYPE } from '#shared/clients/sync-api.ts';
 
 const run = promisify(execFile);
 
@@ -31,6 +32,13 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
 /** The last line on stderr: where the CLI puts its one-line error. */
 export function lastLine(r: Pick<CliResult, 'stderr'>): string {
   return r.stderr.trimEnd().split('\n').at(-1) ?? '';
+}
+
+/** The block calls the stand-in received: every request but a run's preflight. */
+export function blockCalls(standin: SyncApiStandin): ReturnType<SyncApiStandin['requests']> {
+  return standin
+    .requests()
+    .filter((q) => (q.body as { request?: { objectType?: string } })?.request?.objectType !== PREFLIGHT_TYPE);
 }
 
 /** Ids of the calls the stand-in accepted (not a run's preflight, which it refuses by design). */

@@ -29,6 +29,7 @@ import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { ensureTopics } from '#shared/clients/kafka.ts';
 import { createPgPool } from '#shared/clients/postgres.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { blockCalls } from '#test/helpers/cli.ts';
 import { createKeycloakRealmFixture } from '#test/helpers/keycloak-fixture.ts';
 
 const exec = promisify(execFile);
@@ -109,9 +110,9 @@ async function pathWithOnly(tools: string[]): Promise<string> {
 }
 
 function sentIds(standin: SyncApiStandin): string[] {
-  return standin
-    .requests()
-    .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
+  return blockCalls(standin).flatMap(
+    (q) => (q.body as { request: { objectIds: string[] } }).request.objectIds,
+  );
 }
 
 let client: CassandraClient;
