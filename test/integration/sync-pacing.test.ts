@@ -13,19 +13,17 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { type SyncApiStandin, startSyncApiStandin } from '#scripts/sync-api-standin/index.ts';
-import { PREFLIGHT_BODY, SyncApiClient } from '#shared/clients/sync-api.ts';
+import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import { MemoryIdSource, MemoryRunLedger } from '#shared/sync/memory.ts';
 import { AutoPacer } from '#shared/sync/pacing.ts';
 import type { SyncApi, SyncCallResult, SyncOptions } from '#shared/sync/ports.ts';
 import type { StartRunRequest } from '#shared/sync/run.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { blockCalls } from '#test/helpers/cli.ts';
 
 let standin: SyncApiStandin;
 let client: SyncApiClient;
-
-/** The requests of the runs' blocks: all but their preflights (a run checks the API before it starts). */
-const blockRequests = () => standin.requests().filter((r) => r.rawBody !== PREFLIGHT_BODY);
 
 before(async () => {
   standin = await startSyncApiStandin({ port: 0 });
@@ -115,7 +113,7 @@ describe('auto pacing against the stand-in', () => {
     assert.ok(state.increases >= 1 && state.rate > 4, JSON.stringify(state));
     const starts = api.events.filter((e) => e.kind === 'start').map((e) => e.at);
     for (let k = 1; k < starts.length; k++) assert.ok(starts[k]! - starts[k - 1]! < 10_000, 'no 10 s sleep');
-    assert.equal(blockRequests().filter((r) => r.status === 429).length, 0);
+    assert.equal(blockCalls(standin).filter((r) => r.status === 429).length, 0);
   });
 
   test('a 429 with Retry-After: no worker starts a call until it has passed, the rate comes down, the block still succeeds', async () => {
@@ -128,7 +126,7 @@ describe('auto pacing against the stand-in', () => {
     const pacer = new AutoPacer({ maxConcurrency: 4, initialRate: 20 });
     const result = await run(request(30), api, pacer, 4);
     assert.equal(result.blocksSucceeded, 30, 'the throttled block was retried and accepted');
-    assert.equal(blockRequests().length, 31);
+    assert.equal(blockCalls(standin).length, 31);
     const i = api.events.findIndex((e) => e.status === 429);
     assert.ok(i > 0);
     assert.equal(api.events[i]!.retryAfterMs, 1000);
@@ -216,7 +214,9 @@ describe('the CLI with --pace auto', () => {
     assert.match(stderr, /--max-rate of 50 calls\/s/);
     assert.match(stdout, /ids synced: 500, failed: 0/);
     assert.match(stdout, /achieved [\d.]+ ids\/s \([\d.]+ calls\/s\); 10,000,000 ids at this rate: /);
-    const sent = blockRequests().flatMap((r) => (r.body as { request: { objectIds: string[] } }).request.objectIds);
+    const sent = blockCalls(standin).flatMap(
+      (r) => (r.body as { request: { objectIds: string[] } }).request.objectIds,
+    );
     assert.deepEqual(new Set(sent), new Set(ids));
   });
 });
