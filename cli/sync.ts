@@ -47,7 +47,6 @@ export const SYNC_SETTINGS: SettingKey[] = [
   'sync.stallMs',
   'sync.pace',
   'sync.maxRate',
-  'sync.concurrency',
   'scan.minTasks',
   'scan.rowsPerTask',
   'scan.fetchSize',
@@ -345,7 +344,10 @@ export function execOptions(opts: Record<string, unknown>, cfg: FlatConfig): Exe
     out: resolve((opts.out as string | undefined) ?? '.'),
     outGiven: opts.out !== undefined,
     target,
-    concurrency: effectiveConcurrency(cfg),
+    concurrency: effectiveConcurrency(
+      opts.concurrency === undefined ? undefined : n('concurrency', opts.concurrency, 1),
+      cfg['sync.pace'],
+    ),
     scanConcurrency: n('scan-concurrency', opts.scanConcurrency, 4),
   };
 }
@@ -367,6 +369,10 @@ export function localOptions(cmd: Command, outHelp: string): Command {
   return cmd
     .option('--out <dir>', outHelp)
     .option('--target <where>', 'local: run here (default); aws: only enqueue for the deployed stack')
+    .option(
+      '--concurrency <n>',
+      'parallel Sync API calls: 1 by default, as the original; with --pace auto at most this many (default 8)',
+    )
     .option('--scan-concurrency <n>', 'token sub-ranges scanned in parallel')
     .addHelpText('after', EXIT_CODES_HELP);
 }

@@ -288,14 +288,6 @@ export const SETTINGS = {
     description:
       'With `--pace auto`, the most Sync API calls per second of the whole run (0: no cap; a gateway limit of 5000 requests/hour is 1.38)',
   },
-  'sync.concurrency': {
-    env: 'SYNC_CONCURRENCY',
-    flag: '--concurrency',
-    default: '0',
-    schema: intIn(0, 256, '0 means 1 with fixed pacing, 8 with auto'),
-    description:
-      'Sync API calls in flight from the CLI; 0: 1 with fixed pacing (as the original), at most 8 with `--pace auto` (which decides how many within it)',
-  },
   'sync.workers': {
     env: 'SYNC_WORKERS',
     flag: '--sync-workers',
@@ -537,7 +529,8 @@ export const SETTINGS = {
     flag: '--write-concurrency',
     default: '32',
     schema: intIn(1, 1024),
-    description: 'Concurrent Cassandra writes while applying one merge',
+    description:
+      'Concurrent write round trips while applying one merge (each one partition’s writes, as one unlogged batch)',
   },
   'merge.reportBatchItemFailures': {
     env: 'MERGE_REPORT_BATCH_ITEM_FAILURES',
@@ -720,13 +713,12 @@ export function resolveEnvName(name: string, env: string): string {
   return name.replaceAll('{env}', env);
 }
 
-/** With `--concurrency 0` (the default): one call at a time with fixed pacing, a ceiling of 8 with auto. */
+/** Without `--concurrency`: one call at a time with fixed pacing (as the original), a ceiling of 8 with auto. */
 export const AUTO_PACE_CONCURRENCY = 8;
 
-/** Sync API calls in flight the configuration asks for (a ceiling under auto pacing). */
-export function effectiveConcurrency(cfg: Pick<FlatConfig, 'sync.concurrency' | 'sync.pace'>): number {
-  if (cfg['sync.concurrency'] > 0) return cfg['sync.concurrency'];
-  return cfg['sync.pace'] === 'auto' ? AUTO_PACE_CONCURRENCY : 1;
+/** Sync API calls in flight: the `--concurrency` given (a ceiling under auto pacing), else the pace's default. */
+export function effectiveConcurrency(given: number | undefined, pace: 'fixed' | 'auto'): number {
+  return given ?? (pace === 'auto' ? AUTO_PACE_CONCURRENCY : 1);
 }
 
 /** The original jobs' fallbacks: block size ≤ 0 → 100; sleep ≤ 0 → block size × 100 ms. */

@@ -420,15 +420,16 @@ describe('choosing the pacing', () => {
     assert.equal(api.calls.length, 0);
   });
 
-  test('--pace, --max-rate and --concurrency from flags, context params or the environment', () => {
+  test('--pace and --max-rate from flags, context params or the environment; the concurrency follows the pace', () => {
     const cfg = loadFlatConfig({ env: {}, overrides: { pace: 'auto', 'max-rate': '2.5' } });
     assert.equal(cfg['sync.pace'], 'auto');
     assert.equal(cfg['sync.maxRate'], 2.5);
-    assert.equal(effectiveConcurrency(cfg), 8, 'auto: a ceiling of 8 unless told');
-    const env = loadFlatConfig({ env: { SYNC_PACE: 'auto', SYNC_CONCURRENCY: '3' } });
-    assert.equal(effectiveConcurrency(env), 3);
+    assert.equal(effectiveConcurrency(undefined, cfg['sync.pace']), 8, 'auto: a ceiling of 8 unless told');
+    const env = loadFlatConfig({ env: { SYNC_PACE: 'auto' } });
+    assert.equal(env['sync.pace'], 'auto');
+    assert.equal(effectiveConcurrency(3, env['sync.pace']), 3);
     assert.equal(
-      effectiveConcurrency(loadFlatConfig({ env: {} })),
+      effectiveConcurrency(undefined, loadFlatConfig({ env: {} })['sync.pace']),
       1,
       'fixed: one at a time, as the original',
     );
