@@ -1,10 +1,10 @@
 /**
- * The Sunbird user directory on Cassandra: "which of these ids exist in sunbird.user?", answered by point
- * look-ups on the partition key (never a scan), a bounded number in flight.
+ * The Sunbird user directory on Cassandra: "which of these ids exist in sunbird.user?", answered by the
+ * shared row look-up (point look-ups on the partition key, never a scan, a bounded number in flight).
  */
 import type { CassandraClient } from '#shared/clients/cassandra.ts';
-import { mapLimit } from '#shared/core/concurrency.ts';
 import type { UserDirectory } from '#shared/keycloak/ports.ts';
+import { CassandraRowLookup } from '#shared/sync/cassandra-rows.ts';
 
 export interface CassandraUserDirectoryOptions {
   keyspace: string;
@@ -17,15 +17,10 @@ export function cassandraUserDirectory(
   opts: CassandraUserDirectoryOptions,
 ): UserDirectory {
   if (!/^\w+$/.test(opts.keyspace)) throw new Error(`invalid keyspace name "${opts.keyspace}"`);
-  const cql = `SELECT id FROM ${opts.keyspace}.user WHERE id = ?`;
+  const rows = new CassandraRowLookup(client, { concurrency: opts.concurrency ?? 32 });
   return {
     async existing(ids) {
-      const unique = [...new Set(ids)];
-      const found = await mapLimit(unique, opts.concurrency ?? 32, async (id) => {
-        const rs = await client.execute(cql, [id], { prepare: true });
-        return rs.rowLength > 0 ? id : undefined;
-      });
-      return new Set(found.filter((id): id is string => id !== undefined));
+      return new Set((await rows.rows(opts.keyspace, 'user', ids)).keys());
     },
   };
 }
