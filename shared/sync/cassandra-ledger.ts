@@ -63,6 +63,7 @@ function toRunRecord(r: Row): RunRecord {
     parentRun: r.parent_run,
     params,
     ...(typeof params.next === 'string' ? { next: params.next } : {}),
+    ...(typeof params.filter === 'string' ? { filter: params.filter } : {}),
   };
 }
 
@@ -104,7 +105,11 @@ export class CassandraRunLedger implements RunLedger {
         new Date(),
         info.ranges,
         info.parentRun ?? null,
-        JSON.stringify({ ...info.params, ...(run.next ? { next: run.next } : {}) }),
+        JSON.stringify({
+          ...info.params,
+          ...(run.next ? { next: run.next } : {}),
+          ...(run.filter ? { filter: run.filter } : {}),
+        }),
       ],
     );
   }

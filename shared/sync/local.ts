@@ -8,6 +8,7 @@ import { type Block, blockSchema, parseMessage, scanTaskSchema } from '#shared/s
 import { FixedPacer, type Pacer } from '#shared/sync/pacing.ts';
 import type {
   BlockOutcome,
+  IdFilter,
   IdSource,
   MessageQueue,
   RunLedger,
@@ -27,11 +28,14 @@ export interface LocalRunDeps {
   /** Queues of later stages (for runs that name `next`). */
   stage?: (name: string) => MessageQueue;
   pacer?: Pacer;
+  /** Resolves the filter a run names (`run.filter`). */
+  filters?: (name: string) => IdFilter;
 }
 
 export interface LocalRunHooks {
   onStarted?: (run: StartedRun) => void;
-  onEnumerated?: (idsSoFar: number) => void;
+  /** Ids read so far, and how many of them the run's filter kept (all, without one). */
+  onEnumerated?: (idsSoFar: number, keptSoFar: number) => void;
   /** After every real Sync API call, with the call's sequence number (the Talend "Request No"). */
   onCall?: (block: Block, result: SyncCallResult, requestNo: number) => void;
   onBlockDone?: (block: Block, outcome: BlockOutcome) => void;
@@ -51,6 +55,8 @@ export interface LocalRunOptions {
 export interface LocalRunResult {
   runId: string;
   idsEnumerated: number;
+  /** Ids cut into blocks: those the run's filter kept (all of them without a filter). */
+  idsKept: number;
   blocks: number;
   blocksSucceeded: number;
   blocksFailed: number;
@@ -63,12 +69,14 @@ export interface LocalRunResult {
 /** What the scanners and workers share while a run goes on. */
 class RunState {
   enumerated: number;
+  kept: number;
   expectedBlocks: number;
   scanning: boolean;
   requestNo = 0;
   readonly totals = { blocks: 0, ok: 0, failed: 0, idsOk: 0, idsFailed: 0 };
   constructor(started: StartedRun) {
     this.enumerated = started.ids;
+    this.kept = started.ids;
     this.expectedBlocks = started.blocks;
     this.scanning = started.tasks > 0;
   }
@@ -99,10 +107,12 @@ async function scanAll(
         queue: blockQueue,
         ledger: deps.ledger,
         ...(opts.fetchSize ? { fetchSize: opts.fetchSize } : {}),
-        onPage: ({ ids, blocks }) => {
+        ...(deps.filters ? { filters: deps.filters } : {}),
+        onPage: ({ ids, kept, blocks }) => {
           state.enumerated += ids;
+          state.kept += kept;
           state.expectedBlocks += blocks;
-          hooks.onEnumerated?.(state.enumerated);
+          hooks.onEnumerated?.(state.enumerated, state.kept);
         },
       });
       if (!result.done) await scanQueue.send([JSON.stringify(result.continuation)]);
@@ -173,7 +183,7 @@ export async function runLocal(
   scanQueue.close();
   hooks.onStarted?.(run);
   const state = new RunState(run);
-  hooks.onEnumerated?.(state.enumerated);
+  hooks.onEnumerated?.(state.enumerated, state.kept);
   const scanners = scanAll(scanQueue, state, d, hooks, opts).finally(() => {
     state.scanning = false;
     inProcess?.close();
@@ -192,6 +202,7 @@ export async function runLocal(
   return {
     runId: run.runId,
     idsEnumerated: state.enumerated,
+    idsKept: state.kept,
     blocks: t.blocks,
     blocksSucceeded: t.ok,
     blocksFailed: t.failed,

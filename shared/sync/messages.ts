@@ -26,6 +26,8 @@ export const runSettingsSchema = z.object({
   sleepMs: z.number().int().nonnegative(),
   /** The stage an accepted block goes on to (set by whoever started the run); absent: it ends here. */
   next: name.optional(),
+  /** The filter a scanned page passes through before its ids are cut into blocks; absent: every id. */
+  filter: name.optional(),
 });
 export type RunSettings = z.infer<typeof runSettingsSchema>;
 

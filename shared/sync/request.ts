@@ -17,6 +17,8 @@ export interface RunOverrides {
   blockSize?: number;
   sleepMs?: number;
   runId?: string;
+  /** The id filter between the scan and the blocks (a name the scanning side resolves). */
+  filter?: string;
 }
 
 /** The table and object type to sync: either may be given, the other follows. */
@@ -43,7 +45,13 @@ export function syncTarget(
 /** The run settings the configuration (and the caller's overrides) ask for. */
 export function syncRequest(
   cfg: FlatConfig,
-  opts: { source: string; ids?: string[] | undefined; over?: RunOverrides; job?: string },
+  opts: {
+    source: string;
+    ids?: string[] | undefined;
+    over?: RunOverrides;
+    job?: string;
+    params?: Record<string, unknown>;
+  },
 ): StartRunRequest {
   const over = opts.over ?? {};
   const { table, objectType } = syncTarget(cfg, over);
@@ -57,6 +65,8 @@ export function syncRequest(
     ...effectivePacing(over.blockSize ?? cfg['sync.blockSize'], over.sleepMs ?? cfg['sync.sleepMs']),
     ...(opts.ids ? { ids: opts.ids } : {}),
     ...(over.runId ? { runId: over.runId } : {}),
+    ...(over.filter ? { filter: over.filter } : {}),
+    ...(opts.params ? { params: opts.params } : {}),
     source: opts.source,
     plan: { rowsPerTask: cfg['scan.rowsPerTask'], minTasks: cfg['scan.minTasks'] },
   };

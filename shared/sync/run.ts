@@ -74,6 +74,7 @@ export function runSettingsOf(req: StartRunRequest): RunSettings {
     blockSize: req.blockSize,
     sleepMs: req.sleepMs,
     ...(req.next ? { next: req.next } : {}),
+    ...(req.filter ? { filter: req.filter } : {}),
   };
 }
 
@@ -119,6 +120,8 @@ async function startIdRun(
 export async function startRun(req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
   const run = runSettingsOf(req);
   const groups = req.groups ?? (req.ids ? [{ ids: req.ids }] : undefined);
+  if (groups && run.filter)
+    throw new BadInputError(`filter "${run.filter}" applies to a full scan, not to given ids`);
   if (groups) return startIdRun(run, req, groups, deps);
   const ranges = await planRanges(deps.ids, req.keyspace, req.table, {
     ...req.plan,
