@@ -1,6 +1,7 @@
 /** The `sunbird-dataops` command line. */
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
+import { registerDiffCommand } from '#cli/diff.ts';
 import { registerInvokeCommand } from '#cli/invoke.ts';
 import { registerKeycloakCommand } from '#cli/keycloak.ts';
 import { registerMergeCommand } from '#cli/merge.ts';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerSyncCommands(program);
   registerReportCommand(program);
   registerRunsCommand(program);
+  registerDiffCommand(program);
   registerKeycloakCommand(program);
   registerMergeCommand(program);
   registerInvokeCommand(program);
