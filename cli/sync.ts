@@ -15,11 +15,15 @@ import {
   UsageError,
   withRuntime,
 } from '#cli/common.ts';
+import { SEARCH_SETTINGS } from '#cli/diff.ts';
 import type { FlatConfig, SettingKey } from '#shared/config.ts';
+import { indexFor } from '#shared/drift/check.ts';
+import { DRIFT_FILTER, driftFilterName } from '#shared/drift/filter.ts';
+import { DriftRuntime } from '#shared/drift/runtime.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
 import { type LocalRunResult, runLocal } from '#shared/sync/local.ts';
 import { RunOutputs } from '#shared/sync/outputs.ts';
-import { syncRequest } from '#shared/sync/request.ts';
+import { syncRequest, syncTarget } from '#shared/sync/request.ts';
 import { retryRequest, type StartRunRequest, startRun } from '#shared/sync/run.ts';
 import type { SyncRuntime } from '#shared/sync/runtime.ts';
 
@@ -34,6 +38,9 @@ export const SYNC_SETTINGS: SettingKey[] = [
   'scan.minTasks',
   'scan.rowsPerTask',
   'scan.fetchSize',
+  'sync.onlyMissing',
+  'sync.stale',
+  ...SEARCH_SETTINGS,
   'log.level',
 ];
 
@@ -101,7 +108,9 @@ function summary(req: StartRunRequest, result: LocalRunResult, out: RunOutputs):
   const logs = out.logs;
   return [
     `run ${result.runId} ${req.dryRun ? '(dry run) ' : ''}finished in ${formatDuration(result.durationMs)}`,
-    `  ids enumerated: ${result.idsEnumerated}`,
+    req.filter
+      ? `  ids checked against the search index: ${result.idsEnumerated}; missing${req.filter === DRIFT_FILTER.missingOrStale ? ' or stale' : ''}, sent on: ${result.idsKept}`
+      : `  ids enumerated: ${result.idsEnumerated}`,
     req.dryRun
       ? `  blocks: ${result.blocks} (no API call made)`
       : `  blocks: ${result.blocks} (${result.blocksSucceeded} accepted, ${result.blocksFailed} failed)`,
@@ -118,6 +127,9 @@ function summary(req: StartRunRequest, result: LocalRunResult, out: RunOutputs):
 export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOptions): Promise<number> {
   if (x.target === 'aws') return enqueue(rt, req);
   const cfg = rt.cfg;
+  // A drift filter (--only-missing) is checked before anything starts: a wrong index is exit 2 at once.
+  const drift = req.filter ? new DriftRuntime(cfg, () => rt.cassandra) : undefined;
+  if (drift) await drift.search.requireIndex(drift.indexOf(req.table));
   const out = await RunOutputs.open(x.out, { dryRun: req.dryRun, givenIds: Boolean(req.ids) });
   const bar = progress(req);
   let result: LocalRunResult;
@@ -129,6 +141,7 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
         ledger: rt.ledger,
         syncApi: rt.syncApi,
         ...(cfg['queues.sync'] ? { blocks: rt.queue('sync') } : {}),
+        ...(drift ? { filters: drift.filters() } : {}),
       },
       {
         onStarted: (run) => {
@@ -138,7 +151,7 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
           );
           bar.start();
         },
-        onEnumerated: (n) => bar.enumerated(n),
+        onEnumerated: (n, kept) => bar.enumerated(req.filter ? kept : n),
         onCall: (_block, r, n) => out.call(r, n),
         onBlockDone: (block, outcome) => {
           out.blockDone(block);
@@ -155,6 +168,7 @@ export async function execute(rt: SyncRuntime, req: StartRunRequest, x: ExecOpti
   } finally {
     bar.stop();
     await out.close();
+    await drift?.close();
   }
   console.log(summary(req, result, out));
   return result.idsFailed > 0 ? EXIT.someFailed : EXIT.ok;
@@ -206,10 +220,20 @@ export function registerSyncCommands(program: Command): void {
       try {
         cfg = configFromOptions(opts, SYNC_SETTINGS);
         x = execOptions(opts);
+        const filter = driftFilterName({ onlyMissing: cfg['sync.onlyMissing'], stale: cfg['sync.stale'] });
+        if (filter && cfg['sync.idFile'])
+          throw new UsageError('--only-missing checks a full scan; an --id-file is synced as given');
+        if (filter && !cfg['es.url'])
+          throw new UsageError('--only-missing needs --es-url (ES_URL): the search index to check against');
         const ids = await idFileIds(cfg);
         req = syncRequest(cfg, {
           ids,
-          source: ids ? `cli: id file ${cfg['sync.idFile']}` : 'cli: full scan',
+          source: ids
+            ? `cli: id file ${cfg['sync.idFile']}`
+            : `cli: full scan${filter ? ', only ids the index lacks' : ''}`,
+          ...(filter
+            ? { over: { filter }, params: { index: indexFor(syncTarget(cfg).table, cfg['es.index']) } }
+            : {}),
         });
       } catch (err) {
         failWith(err);

@@ -22,7 +22,14 @@ const common = {
     .optional(),
 };
 
-export const syncStartSchema = z.strictObject({ job: z.literal('sync'), ...common });
+export const syncStartSchema = z.strictObject({
+  job: z.literal('sync'),
+  ...common,
+  /** Drift repair: sync only the ids the search index lacks (each scanned page is checked first). */
+  onlyMissing: z.boolean().optional(),
+  /** With onlyMissing: also the ids whose row is newer than their document. */
+  stale: z.boolean().optional(),
+});
 export type SyncStart = z.infer<typeof syncStartSchema>;
 
 export const keycloakStartSchema = z.strictObject({
