@@ -62,6 +62,8 @@ export interface EngineInfo {
 }
 
 const KEEP_ALIVE = '5m';
+/** Node's codes for a certificate that does not verify: configuration, not an outage. */
+const TLS_TRUST = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/;
 const MGET_CHUNK = 1000;
 const DEFAULT_PAGE = 5000;
 const NAMES_SHOWN = 30;
@@ -342,6 +344,10 @@ export class SearchEngineClient implements SearchIndex {
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
+      if (TLS_TRUST.test(e.code ?? ''))
+        throw new BadInputError(
+          `the search engine at ${this.url} presented a certificate that is not trusted (${e.code}): give its CA with --es-ca-file (ES_CA_FILE)`,
+        );
       const why = /TIMEOUT/.test(e.code ?? '')
         ? `did not answer within ${this.#timeoutMs / 1000} s`
         : `is unreachable (${e.code ?? scrubString(e.message)})`;
