@@ -4,7 +4,7 @@
  * than the row (stale: the row's `updateddate` is newer than the document's). One `_mget`-style look-up
  * per batch; for stale, one Cassandra look-up of the found ids' `updateddate`.
  */
-import { parseTextDate } from '#shared/merge/rules.ts';
+import { parseTextDate } from '#shared/core/dates.ts';
 import { DEFAULT_INDEX, type SearchIndex } from '#shared/search/ports.ts';
 import type { RowLookup } from '#shared/sync/ports.ts';
 

@@ -26,11 +26,12 @@ import { createFanout } from '#shared/fanout/runtime.ts';
 import { createLogger } from '#shared/logger.ts';
 import { blockSchema } from '#shared/sync/messages.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { runCli } from '#test/helpers/cli.ts';
+import { opensearch } from '#test/helpers/opensearch.ts';
 import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
 import { startTcpProxy } from '#test/helpers/tcp-proxy.ts';
 
 const exec = promisify(execFile);
-const CLI = join(import.meta.dirname, '..', '..', 'bin', 'sunbird-dataops.js');
 const KEY = 'drift-test-key-abcdef';
 const USERS = 400;
 const ORGS = 12;
@@ -53,45 +54,18 @@ const removed: string[] = [];
 const gone: string[] = [];
 const tmpDirs: string[] = [];
 
-// biome-ignore lint/suspicious/noExplicitAny: the tests read arbitrary JSON answers
-async function os(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${OPENSEARCH_URL}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
-}
-
+const os = opensearch;
 const doc = (index: string, id: string) => `/${index}/_doc/${encodeURIComponent(id)}?refresh=true`;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], {
-      env: {
-        ...process.env,
-        SUNBIRD_KEYSPACE: ks.sunbird,
-        DATAOPS_KEYSPACE: ks.ops,
-        SYNC_API_KEY: KEY,
-        ES_URL: OPENSEARCH_URL,
-        ...env,
-      },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+/** The CLI on this file's keyspaces, Sync API key and search engine (the caller's env on top). */
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  runCli(args, {
+    SUNBIRD_KEYSPACE: ks.sunbird,
+    DATAOPS_KEYSPACE: ks.ops,
+    SYNC_API_KEY: KEY,
+    ES_URL: OPENSEARCH_URL,
+    ...env,
+  });
 
 async function outDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'drift-out-'));
