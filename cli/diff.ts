@@ -88,7 +88,7 @@ function summary(table: string, index: string, url: string, r: DiffResult, paths
     ...(paths.stale ? [`  stale (row updated after its document): ${fmt(r.stale)}${file('stale')}`] : []),
     ...(r.missing + r.stale > 0
       ? [
-          `  repair: sunbird-dataops sync --table ${table} --only-missing${paths.stale ? ' --stale' : ''} --dry-run false`,
+          `  repair: sunbird-dataops sync --table ${table} --only-missing${paths.stale ? ' --stale' : ''} --es-url ${url} --es-index ${index} --dry-run false`,
           `      or: sunbird-dataops sync --table ${table} --id-file ${paths.missing} --dry-run false`,
         ]
       : []),

@@ -18,7 +18,7 @@ import {
 import { SEARCH_SETTINGS } from '#cli/diff.ts';
 import type { FlatConfig, SettingKey } from '#shared/config.ts';
 import { indexFor } from '#shared/drift/check.ts';
-import { DRIFT_FILTER, driftFilterName } from '#shared/drift/filter.ts';
+import { DRIFT_FILTER, driftFilterName, filteredPlan } from '#shared/drift/filter.ts';
 import { DriftRuntime } from '#shared/drift/runtime.ts';
 import { readIdFile } from '#shared/sync/ids.ts';
 import { type LocalRunResult, runLocal } from '#shared/sync/local.ts';
@@ -226,7 +226,7 @@ export function registerSyncCommands(program: Command): void {
         if (filter && !cfg['es.url'])
           throw new UsageError('--only-missing needs --es-url (ES_URL): the search index to check against');
         const ids = await idFileIds(cfg);
-        req = syncRequest(cfg, {
+        const request = syncRequest(cfg, {
           ids,
           source: ids
             ? `cli: id file ${cfg['sync.idFile']}`
@@ -235,6 +235,7 @@ export function registerSyncCommands(program: Command): void {
             ? { over: { filter }, params: { index: indexFor(syncTarget(cfg).table, cfg['es.index']) } }
             : {}),
         });
+        req = filter ? { ...request, plan: filteredPlan(request.plan) } : request;
       } catch (err) {
         failWith(err);
       }

@@ -24,8 +24,20 @@ export function driftFilterName(opts: { onlyMissing?: boolean; stale?: boolean }
   return opts.stale ? DRIFT_FILTER.missingOrStale : DRIFT_FILTER.missing;
 }
 
-export function isDriftFilter(name: string): boolean {
-  return Object.values(DRIFT_FILTER).includes(name as never);
+/**
+ * Sub-ranges a filtered scan is cut into at least (instead of SCAN_MIN_TASKS). Each sub-range ends with
+ * a partial block, and a filter keeps few ids per sub-range: with 1 % missing from a million users, 64
+ * sub-ranges made 136 calls for 10,000 ids where 100 would do. Large tables still get one sub-range per
+ * SCAN_ROWS_PER_TASK rows, where one partial block per sub-range costs little.
+ */
+export const FILTERED_MIN_TASKS = 4;
+
+/** The scan planning of a filtered run: SCAN_MIN_TASKS lowered to FILTERED_MIN_TASKS. */
+export function filteredPlan<P extends { minTasks?: number }>(plan: P | undefined): P & { minTasks: number } {
+  return {
+    ...(plan ?? ({} as P)),
+    minTasks: Math.min(plan?.minTasks ?? FILTERED_MIN_TASKS, FILTERED_MIN_TASKS),
+  };
 }
 
 /** The filter of a page: ids missing from the index (and stale ones), in the page's order. */

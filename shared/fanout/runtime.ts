@@ -5,7 +5,7 @@
  */
 import type { FlatConfig } from '#shared/config.ts';
 import type { Metrics } from '#shared/core/metrics.ts';
-import { driftFilterName } from '#shared/drift/filter.ts';
+import { driftFilterName, filteredPlan } from '#shared/drift/filter.ts';
 import { DriftRuntime } from '#shared/drift/runtime.ts';
 import { createFanoutHandler } from '#shared/fanout/handler.ts';
 import type { SyncStart } from '#shared/fanout/payload.ts';
@@ -25,13 +25,15 @@ export function createFanout(cfg: FlatConfig, logger: Logger, metrics?: Metrics)
   const ports = { cfg, ids: () => rt.ids, ledger: () => rt.ledger, logger };
   const queues = { scanQueue: () => rt.queue('scan'), syncQueue: () => rt.queue('sync') };
   const startSync = syncStarter({ ...ports, ...queues });
+  const filteredCfg = { ...cfg, 'scan.minTasks': filteredPlan({ minTasks: cfg['scan.minTasks'] }).minTasks };
+  const startFiltered = syncStarter({ ...ports, cfg: filteredCfg, ...queues });
   // Drift repair ({"onlyMissing":true}): the run names the filter its scan tasks apply; a wrong index
   // is refused here, before anything is enqueued.
   const sync = async (p: SyncStart) => {
     const filter = driftFilterName(p);
     if (!filter) return startSync(p);
     await drift.search.requireIndex(drift.indexOf(syncTarget(cfg, p).table));
-    return startSync({ ...p, filter });
+    return startFiltered({ ...p, filter });
   };
   const handler = createFanoutHandler({
     scan: createScanHandler({

@@ -15,7 +15,7 @@ import { BadInputError, ServiceUnavailableError } from '#shared/core/errors.ts';
 import { checkIds, indexFor, isStale } from '#shared/drift/check.ts';
 import { type DiffRequest, runDiff } from '#shared/drift/diff.ts';
 import { IdDigest } from '#shared/drift/digest.ts';
-import { DRIFT_FILTER, driftFilterName, driftFilters } from '#shared/drift/filter.ts';
+import { DRIFT_FILTER, driftFilterName, driftFilters, filteredPlan } from '#shared/drift/filter.ts';
 import { DiffFiles, type DiffKind } from '#shared/drift/outputs.ts';
 import { startPayloadSchema } from '#shared/fanout/payload.ts';
 import { MemoryQueue } from '#shared/queue/queue.ts';
@@ -247,6 +247,15 @@ describe('drift: sync only what the index lacks (the scan filter)', () => {
     assert.equal(driftFilterName({ onlyMissing: true }), DRIFT_FILTER.missing);
     assert.equal(driftFilterName({ onlyMissing: true, stale: true }), DRIFT_FILTER.missingOrStale);
     assert.throws(() => driftFilterName({ stale: true }), BadInputError);
+  });
+
+  test('a filtered run is cut into few sub-ranges: each ends with a partial block', () => {
+    assert.deepEqual(filteredPlan({ minTasks: 64, rowsPerTask: 2_000_000 }), {
+      minTasks: 4,
+      rowsPerTask: 2_000_000,
+    });
+    assert.deepEqual(filteredPlan({ minTasks: 2 }), { minTasks: 2 });
+    assert.deepEqual(filteredPlan(undefined), { minTasks: 4 });
   });
 
   test('a filtered scan cuts only the kept ids into blocks, and counts what it read', async () => {
