@@ -20,6 +20,8 @@
  * can discard its outputs.
  */
 import { forEachLimit } from '#shared/core/concurrency.ts';
+import { isRetryable } from '#shared/core/errors.ts';
+import { DEFAULT_RETRY, withRetry } from '#shared/core/retry.ts';
 import { type CheckDeps, checkIds } from '#shared/drift/check.ts';
 import { IdDigest } from '#shared/drift/digest.ts';
 import type { DiffKind } from '#shared/drift/outputs.ts';
@@ -78,6 +80,26 @@ export interface DiffHooks {
   onProgress?: (counts: Readonly<DiffCounts>) => void;
   /** Pass 2 starts: this many buckets differ. */
   onOrphanCheck?: (buckets: number) => void;
+}
+
+/**
+ * Cassandra reads are idempotent (a page from its paging state, a look-up by key): a transient failure
+ * — an overloaded node dropping a read, seen here as "1 failed" — is retried with the one retry policy
+ * before a long diff gives up. Bad input is not retried.
+ */
+function retryingReads(deps: DiffDeps): DiffDeps {
+  const policy = { ...DEFAULT_RETRY, maxRetries: 3 };
+  const again = <T>(read: () => Promise<T>) => withRetry(read, { policy, retryable: isRetryable });
+  return {
+    ...deps,
+    ids: {
+      tokenRanges: () => again(() => deps.ids.tokenRanges()),
+      estimateRows: (ks, t) => deps.ids.estimateRows(ks, t),
+      countIds: (ks, t, r, limit) => again(() => deps.ids.countIds(ks, t, r, limit)),
+      page: (ks, t, r, state, size) => again(() => deps.ids.page(ks, t, r, state, size)),
+    },
+    rows: { rows: (ks, t, ids, columns) => again(() => deps.rows.rows(ks, t, ids, columns)) },
+  };
 }
 
 /** Stops the other side once one has failed. */
@@ -190,7 +212,7 @@ export async function runDiff(
     stale: 0,
     docsLookedUp: 0,
   };
-  const s: Side = { req, deps, sink, counts, hooks, stop: new Stop() };
+  const s: Side = { req, deps: retryingReads(deps), sink, counts, hooks, stop: new Stop() };
   const found = new IdDigest(req.digestBits);
   const listed = new IdDigest(req.digestBits);
   const guard = <T>(p: Promise<T>) => p.catch((err: unknown) => s.stop.fail(err));

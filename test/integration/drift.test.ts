@@ -162,6 +162,13 @@ describe('sunbird-dataops diff', () => {
     assert.deepEqual(json.files, { missing: join(out, 'missing.txt'), orphans: join(out, 'orphans.txt') });
   });
 
+  test('listing the index by point in time (--es-paging pit, sorted on _id) gives the same diff as the scroll', async () => {
+    const { json, file } = await diffUsers(['--es-paging', 'pit']);
+    assert.deepEqual(sorted(await file('missing')), sorted(removed));
+    assert.deepEqual(sorted(await file('orphans')), sorted(ORPHANS));
+    assert.equal(json.indexDocs, allUsers.length - removed.length + ORPHANS.length);
+  });
+
   test('--stale lists the rows updated in Cassandra after they were indexed', async () => {
     const updated = allUsers.filter((id, i) => i % 41 === 3 && !removed.includes(id));
     for (const id of updated) {

@@ -23,6 +23,7 @@ import { MemorySearchIndex } from '#shared/search/memory.ts';
 import { runLocal } from '#shared/sync/local.ts';
 import { FakeSyncApi, MemoryIdSource, MemoryRunLedger } from '#shared/sync/memory.ts';
 import { type Block, blockSchema } from '#shared/sync/messages.ts';
+import type { IdSource } from '#shared/sync/ports.ts';
 import { startRun } from '#shared/sync/run.ts';
 import { planRanges, scanRange } from '#shared/sync/scan.ts';
 import { summarise } from '#shared/sync/summary.ts';
@@ -178,6 +179,26 @@ describe('drift: the diff on in-memory adapters', () => {
         err instanceof BadInputError && /"usr" not found.*org_alias, user_alias/.test(err.message),
     );
     assert.equal(src.pagesRead, 0);
+  });
+
+  test('a Cassandra read that fails once (an overloaded node dropping it) is retried, not fatal', async () => {
+    const table = ids(600);
+    const src = new MemoryIdSource({ 'ks.user': table });
+    let failures = 0;
+    const flaky: IdSource = {
+      tokenRanges: () => src.tokenRanges(),
+      estimateRows: () => src.estimateRows(),
+      countIds: (...a) => src.countIds(...a),
+      page: (...a) =>
+        a[3] !== null && failures++ === 0
+          ? Promise.reject(new Error('Server failure during read query'))
+          : src.page(...a),
+    };
+    const search = new MemorySearchIndex({ users: table.slice(5) });
+    const sink = memorySink();
+    const r = await runDiff(request(), { ids: flaky, rows: src, search }, sink);
+    assert.equal(failures > 1, true);
+    assert.deepEqual([r.cassandraIds, sorted(sink.got.missing)], [600, sorted(table.slice(0, 5))]);
   });
 
   test('an engine failing mid-diff stops both sides and the error is thrown (the caller discards files)', async () => {
