@@ -57,13 +57,10 @@ const fmt = (n: number): string => n.toLocaleString('en');
 /** A progress line on stderr: rewritten in place on a terminal, every 5 s otherwise. */
 function progressLine(): { update: (c: Readonly<DiffCounts>) => void; done: () => void } {
   const tty = Boolean(process.stderr.isTTY);
-  const started = Date.now();
-  let last = 0;
+  let last = Date.now();
   let shown = false;
-  const line = (c: Readonly<DiffCounts>) => {
-    const rate = Math.round(c.cassandraIds / Math.max(0.001, (Date.now() - started) / 1000));
-    return `diff: ${fmt(c.cassandraIds)} Cassandra ids checked (${fmt(rate)}/s), ${fmt(c.missing)} missing${c.stale ? `, ${fmt(c.stale)} stale` : ''}; ${fmt(c.indexDocs)} documents checked, ${fmt(c.orphans)} orphans`;
-  };
+  const line = (c: Readonly<DiffCounts>) =>
+    `diff: ${fmt(c.indexDocs)} index documents listed; ${fmt(c.cassandraIds)} Cassandra ids checked, ${fmt(c.missing)} missing${c.stale ? `, ${fmt(c.stale)} stale` : ''}, ${fmt(c.orphans)} orphans`;
   return {
     update: (c) => {
       const now = Date.now();
@@ -74,6 +71,7 @@ function progressLine(): { update: (c: Readonly<DiffCounts>) => void; done: () =
     },
     done: () => {
       if (tty && shown) process.stderr.write('\n');
+      shown = false;
     },
   };
 }
@@ -86,6 +84,7 @@ function summary(table: string, index: string, url: string, r: DiffResult, paths
     `  missing from the index: ${fmt(r.missing)}${file('missing')}`,
     `  orphans (in the index, not in Cassandra): ${fmt(r.orphans)}${file('orphans')}`,
     ...(paths.stale ? [`  stale (row updated after its document): ${fmt(r.stale)}${file('stale')}`] : []),
+    `  look-ups: ${fmt(r.indexLookups)} ids in the index, ${fmt(r.docsLookedUp)} documents in Cassandra`,
     ...(r.missing + r.stale > 0
       ? [
           `  repair: sunbird-dataops sync --table ${table} --only-missing${paths.stale ? ' --stale' : ''} --es-url ${url} --es-index ${index} --dry-run false`,
@@ -123,7 +122,17 @@ async function diff(cfg: FlatConfig, o: DiffOptions): Promise<never> {
         },
         { ids: rt.ids, rows: drift.rows, search: drift.search },
         files,
-        { onProgress: (c) => bar.update(c) },
+        {
+          onProgress: (c) => bar.update(c),
+          onPass: (pass, buckets) => {
+            bar.done();
+            process.stderr.write(
+              pass === 'orphans'
+                ? `diff: ${fmt(buckets)} digest buckets differ: listing the index again to look their documents up in Cassandra\n`
+                : `diff: ${fmt(buckets)} buckets still differ: scanning Cassandra again to look their ids up in the index\n`,
+            );
+          },
+        },
       );
       paths = await files.commit();
     } catch (err) {

@@ -178,6 +178,17 @@ export class SearchEngineClient implements SearchIndex {
     else yield* this.#pit(index, size, source, listing.sort);
   }
 
+  async count(index: string): Promise<number> {
+    const a = await this.#get(
+      'GET',
+      `/${encodeURIComponent(index)}/_count`,
+      `counting ${index}`,
+      undefined,
+      index,
+    );
+    return Number(a.json.count ?? 0);
+  }
+
   async lookup(
     index: string,
     ids: readonly string[],

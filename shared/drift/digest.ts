@@ -11,7 +11,7 @@
 const FNV_PRIME = 0x01000193;
 
 /** FNV-1a over the UTF-16 code units, from a seed, with a final avalanche (murmur3's fmix32). */
-function hash32(s: string, seed: number): number {
+export function hash32(s: string, seed: number): number {
   let h = seed >>> 0;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

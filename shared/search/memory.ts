@@ -65,12 +65,21 @@ export class MemorySearchIndex implements SearchIndex {
     }
   }
 
+  async count(index: string): Promise<number> {
+    this.#tick();
+    return this.#index(index).size;
+  }
+
+  /** Ids asked for through `lookup` so far. */
+  lookedUp = 0;
+
   async lookup(
     index: string,
     ids: readonly string[],
     opts: LookupOptions = {},
   ): Promise<Map<string, IndexedDoc>> {
     this.#tick();
+    this.lookedUp += ids.length;
     const m = this.#index(index);
     const found = new Map<string, IndexedDoc>();
     for (const id of ids) {

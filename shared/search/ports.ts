@@ -35,6 +35,8 @@ export interface SearchIndex {
    * memory holds one page. Stopping early (break, throw) releases the engine's context.
    */
   list(index: string, opts?: ListOptions): AsyncIterable<IndexedDoc[]>;
+  /** How many documents the index holds (as of its last refresh). */
+  count(index: string): Promise<number>;
   /** The documents among `ids` the index holds (real time: a document just written counts). */
   lookup(index: string, ids: readonly string[], opts?: LookupOptions): Promise<Map<string, IndexedDoc>>;
   close(): Promise<void>;

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { engineInfoOf, listingOf } from '#shared/clients/opensearch.ts';
 import { BadInputError, ServiceUnavailableError } from '#shared/core/errors.ts';
+import { BloomFilter } from '#shared/drift/bloom.ts';
 import { checkIds, indexFor, isStale } from '#shared/drift/check.ts';
 import { type DiffRequest, runDiff } from '#shared/drift/diff.ts';
 import { IdDigest } from '#shared/drift/digest.ts';
@@ -85,6 +86,25 @@ describe('drift: what counts as missing and stale', () => {
   });
 });
 
+describe('drift: the Bloom filter of the index ids', () => {
+  test('never says "absent" for an added id; sized for one false positive in a million', () => {
+    const added = ids(50_000);
+    const bloom = new BloomFilter(added.length);
+    for (const id of added) bloom.add(id);
+    assert.ok(added.every((id) => bloom.has(id)));
+    const others = ids(200_000, 'other');
+    assert.ok(others.filter((id) => bloom.has(id)).length <= 2);
+    assert.ok(bloom.bytes < 200_000, `${bloom.bytes} bytes for 50,000 ids`);
+  });
+
+  test('a cap on its memory holds whatever the count (the false-positive rate rises instead)', () => {
+    const bloom = new BloomFilter(100_000_000, 1024);
+    assert.equal(bloom.bytes, 1024);
+    bloom.add('x');
+    assert.equal(bloom.has('x'), true);
+  });
+});
+
 describe('drift: the digest of an id set', () => {
   test('equal sets give equal digests whatever the order; one id more shows in exactly its bucket', () => {
     const all = ids(20_000);
@@ -144,6 +164,37 @@ describe('drift: the diff on in-memory adapters', () => {
     const r = await runDiff(request(), { ids: src, rows: src, search }, sink);
     assert.deepEqual(sorted(sink.got.missing), sorted(table.slice(0, 10)));
     assert.deepEqual([r.orphans, r.bucketsDiffering, r.docsLookedUp, src.lookedUp], [0, 0, 0, 0]);
+    // The Bloom filter of the listing spares the look-ups: only the 10 ids it does not hold are asked for.
+    assert.deepEqual([r.indexLookups, search.lookedUp], [10, 10]);
+  });
+
+  test('a Bloom filter too small to tell ids apart costs passes, never correctness', async () => {
+    const table = ids(2000);
+    const removed = table.filter((_, i) => i % 13 === 0);
+    const added = ids(7, 'ghost');
+    const src = new MemoryIdSource({ 'ks.user': table });
+    const search = new MemorySearchIndex({
+      users: [...table.filter((id) => !removed.includes(id)), ...added],
+    });
+    const sink = memorySink();
+    const passes: string[] = [];
+    const r = await runDiff(
+      request({ bloomMaxBytes: 8, digestBits: 10 }),
+      { ids: src, rows: src, search },
+      sink,
+      { onPass: (p) => passes.push(p) },
+    );
+    assert.deepEqual(sorted(sink.got.missing), sorted(removed));
+    assert.deepEqual(sorted(sink.got.orphans), sorted(added));
+    assert.deepEqual(
+      passes,
+      ['orphans', 'recheck'],
+      'false positives of the filter were caught by the digests',
+    );
+    assert.ok(
+      r.indexLookups > removed.length,
+      'the recheck looked the claimed ids of the differing buckets up',
+    );
   });
 
   test('--stale finds the rows updated after their documents were indexed', async () => {
