@@ -41,7 +41,6 @@ const DIFF_SETTINGS: SettingKey[] = [
   ...CASSANDRA_CONNECTION,
   'cassandra.consistency',
   'cassandra.keyspace',
-  'scan.fetchSize',
   'scan.minTasks',
   'scan.rowsPerTask',
 ];
@@ -50,6 +49,7 @@ interface DiffOptions {
   out: string;
   json: boolean;
   scanConcurrency: number;
+  pageSize: number;
 }
 
 const fmt = (n: number): string => n.toLocaleString('en');
@@ -84,7 +84,11 @@ function summary(table: string, index: string, url: string, r: DiffResult, paths
     `  missing from the index: ${fmt(r.missing)}${file('missing')}`,
     `  orphans (in the index, not in Cassandra): ${fmt(r.orphans)}${file('orphans')}`,
     ...(paths.stale ? [`  stale (row updated after its document): ${fmt(r.stale)}${file('stale')}`] : []),
-    `  look-ups: ${fmt(r.indexLookups)} ids in the index, ${fmt(r.docsLookedUp)} documents in Cassandra`,
+    `  look-ups: ${fmt(r.indexLookups)} ids in the index, ${fmt(r.docsLookedUp)} documents in Cassandra; steps: ${Object.entries(
+      r.steps,
+    )
+      .map(([name, ms]) => `${name} ${formatDuration(ms)}`)
+      .join(', ')}`,
     ...(r.missing + r.stale > 0
       ? [
           `  repair: sunbird-dataops sync --table ${table} --only-missing${paths.stale ? ' --stale' : ''} --es-url ${url} --es-index ${index} --dry-run false`,
@@ -117,7 +121,7 @@ async function diff(cfg: FlatConfig, o: DiffOptions): Promise<never> {
           index,
           stale,
           scanConcurrency: o.scanConcurrency,
-          fetchSize: cfg['scan.fetchSize'],
+          fetchSize: o.pageSize,
           plan: { rowsPerTask: cfg['scan.rowsPerTask'], minTasks: cfg['scan.minTasks'] },
         },
         { ids: rt.ids, rows: drift.rows, search: drift.search },
@@ -155,6 +159,12 @@ async function diff(cfg: FlatConfig, o: DiffOptions): Promise<never> {
   });
 }
 
+function whole(flag: string, v: unknown, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} expects a whole number ≥ ${min}`);
+  return n;
+}
+
 export function registerDiffCommand(program: Command): void {
   const cmd = program
     .command('diff')
@@ -165,18 +175,23 @@ export function registerDiffCommand(program: Command): void {
     .option('--out <dir>', 'where missing.txt, orphans.txt (and stale.txt) are written', '.')
     .option('--json', 'print one JSON object (counts and files) on stdout; the summary goes to stderr')
     .option('--scan-concurrency <n>', 'token sub-ranges read at once', '4')
+    // Larger than the sync's pages (SCAN_FETCH_SIZE): a diff holds no blocks, and 5000-id pages read a
+    // million ids about a quarter faster here.
+    .option('--page-size <n>', 'ids per Cassandra page (and per index look-up)', '5000')
     .action(async (opts: Record<string, unknown>) => {
       let cfg: FlatConfig;
       let o: DiffOptions;
       try {
         cfg = configFromOptions(opts, DIFF_SETTINGS);
-        const n = Number(opts.scanConcurrency);
-        if (!Number.isInteger(n) || n < 1)
-          throw new UsageError('--scan-concurrency expects a whole number ≥ 1');
         if (!cfg['sync.table']) throw new UsageError('diff needs --table user|organisation');
         if (!cfg['es.url'])
           throw new UsageError('diff needs --es-url (ES_URL): the search engine to compare with');
-        o = { out: resolve(String(opts.out)), json: opts.json === true, scanConcurrency: n };
+        o = {
+          out: resolve(String(opts.out)),
+          json: opts.json === true,
+          scanConcurrency: whole('scan-concurrency', opts.scanConcurrency, 1),
+          pageSize: whole('page-size', opts.pageSize, 10),
+        };
       } catch (err) {
         failWith(err);
       }

@@ -67,6 +67,8 @@ export interface DiffResult extends DiffCounts {
   ranges: number;
   /** Digest buckets where the two sides differed after the first pass (0: nothing more to check). */
   bucketsDiffering: number;
+  /** How long each step took, in ms, in order (`list+scan` when they ran at once, with --stale). */
+  steps: Record<string, number>;
 }
 
 export interface DiffHooks {
@@ -188,25 +190,33 @@ export async function runDiff(
   const listed = new IdDigest(req.digestBits);
   const claimed = new IdDigest(req.digestBits);
   let bloom: BloomFilter | undefined;
-  let ranges: number;
+  let ranges = 0;
+  const steps: Record<string, number> = {};
+  const step = async (name: string, work: () => Promise<unknown>) => {
+    const at = Date.now();
+    await work();
+    steps[name] = Date.now() - at;
+  };
   if (req.stale) {
-    ranges = await both(run.stop, listIndex(run, listed), checkEveryPage(run, claimed));
+    await step('list+scan', async () => {
+      ranges = await both(run.stop, listIndex(run, listed), checkEveryPage(run, claimed));
+    });
   } else {
     bloom = new BloomFilter(await deps.search.count(req.index), req.bloomMaxBytes);
-    await listIndex(run, listed, bloom);
-    if (run.stop.error) throw run.stop.error.error;
-    ranges = await checkAbsent(run, bloom, claimed).catch((err: unknown) => run.stop.fail(err));
+    await step('list', () => listIndex(run, listed, bloom));
+    await step('scan', async () => {
+      ranges = await checkAbsent(run, bloom!, claimed).catch((err: unknown) => run.stop.fail(err));
+    });
   }
   const first = claimed.differing(listed);
   if (first.count > 0) {
     hooks.onPass?.('orphans', first.count);
-    await findOrphans(run, listed, first.buckets, claimed);
-    if (run.stop.error) throw run.stop.error.error;
+    await step('orphans', () => findOrphans(run, listed, first.buckets, claimed));
     const still = claimed.differing(listed);
     if (bloom && still.count > 0) {
       hooks.onPass?.('recheck', still.count);
-      await recheckClaimed(run, bloom, listed, still.buckets);
+      await step('recheck', () => recheckClaimed(run, bloom!, listed, still.buckets));
     }
   }
-  return { ...counts, ranges, bucketsDiffering: first.count, durationMs: Date.now() - started };
+  return { ...counts, ranges, bucketsDiffering: first.count, steps, durationMs: Date.now() - started };
 }

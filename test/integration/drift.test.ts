@@ -217,7 +217,7 @@ describe('sunbird-dataops diff', () => {
     const out = await outDir();
     await writeFile(join(out, 'missing.txt'), 'from an earlier diff\n');
     const r = await cli(
-      ['diff', '--table', 'user', '--es-index', names.user, '--out', out, '--fetch-size', '10'],
+      ['diff', '--table', 'user', '--es-index', names.user, '--out', out, '--page-size', '10'],
       { ES_URL: proxy.url, ES_MAX_RETRIES: '1' },
     );
     await proxy.kill();
