@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { EXIT_CODES_HELP } from '#cli/common.ts';
+import { registerDiffCommand } from '#cli/diff.ts';
 import { registerInvokeCommand } from '#cli/invoke.ts';
 import { registerKeycloakCommand } from '#cli/keycloak.ts';
 import { registerMergeCommand } from '#cli/merge.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerResumeCommand(program);
   registerReportCommand(program);
   registerRunsCommand(program);
+  registerDiffCommand(program);
   registerKeycloakCommand(program);
   registerMergeCommand(program);
   registerInvokeCommand(program);

@@ -20,7 +20,11 @@ import {
   UsageError,
   withRuntime,
 } from '#cli/common.ts';
+import { SEARCH_SETTINGS } from '#cli/diff.ts';
 import { effectiveConcurrency, effectivePacing, type FlatConfig, type SettingKey } from '#shared/config.ts';
+import { indexFor } from '#shared/drift/check.ts';
+import { DRIFT_FILTER, driftFilterName, filteredPlan } from '#shared/drift/filter.ts';
+import { DriftRuntime } from '#shared/drift/runtime.ts';
 import {
   type LocalRunDeps,
   type LocalRunHooks,
@@ -30,7 +34,7 @@ import {
 } from '#shared/sync/local.ts';
 import { RunOutputs } from '#shared/sync/outputs.ts';
 import { achievedRate, estimateRunTime } from '#shared/sync/pacing.ts';
-import { autoPace, syncRequest } from '#shared/sync/request.ts';
+import { autoPace, syncRequest, syncTarget } from '#shared/sync/request.ts';
 import type { ResumeOverrides, ResumePlan } from '#shared/sync/resume.ts';
 import { retryRequest, type StartRunRequest, startRun } from '#shared/sync/run.ts';
 import type { SyncRuntime } from '#shared/sync/runtime.ts';
@@ -50,6 +54,9 @@ export const SYNC_SETTINGS: SettingKey[] = [
   'scan.minTasks',
   'scan.rowsPerTask',
   'scan.fetchSize',
+  'sync.onlyMissing',
+  'sync.stale',
+  ...SEARCH_SETTINGS,
   'log.level',
 ];
 
@@ -125,14 +132,31 @@ function progress(dryRun: boolean, total0: number, out: Out) {
   };
 }
 
-function localDeps(rt: SyncRuntime): LocalRunDeps {
+function localDeps(rt: SyncRuntime, drift: DriftRuntime | undefined): LocalRunDeps {
   const cfg = rt.cfg;
   return {
     ids: rt.ids,
     ledger: rt.ledger,
     syncApi: rt.syncApi,
     ...(cfg['queues.sync'] ? { blocks: rt.queue('sync'), durable: true } : {}),
+    ...(drift ? { filters: drift.filters() } : {}),
   };
+}
+
+/**
+ * The drift runtime of a run that names a drift filter (`--only-missing`), its index checked before
+ * anything starts: a wrong index is exit 2 at once. None for a plain run.
+ */
+async function driftFor(rt: SyncRuntime, filter: string | undefined, table: string) {
+  if (!filter) return undefined;
+  const drift = new DriftRuntime(rt.cfg, () => rt.cassandra);
+  try {
+    await drift.search.requireIndex(drift.indexOf(table));
+  } catch (err) {
+    await drift.close();
+    throw err;
+  }
+  return drift;
 }
 
 function hooks(
@@ -142,6 +166,7 @@ function hooks(
   out: Out,
   total: number,
   concurrency: number,
+  filter: string | undefined,
 ): LocalRunHooks {
   return {
     onStarted: (run) => {
@@ -155,7 +180,7 @@ function hooks(
       }
       bar.start();
     },
-    onEnumerated: (n) => bar.enumerated(n),
+    onEnumerated: (n, kept) => bar.enumerated(filter ? kept : n),
     onCall: (_block, r, n) => outputs.call(r, n),
     onBlockDone: (block, outcome) => {
       outputs.blockDone(block);
@@ -168,7 +193,7 @@ function hooks(
 /** The end of a local run: a summary from the ledger (the whole run, resumed parts included) and the exit code. */
 async function finish(
   rt: SyncRuntime,
-  result: LocalRunResult,
+  result: LocalRunResult & { filter?: string | undefined },
   outputs: RunOutputs,
   out: Out,
 ): Promise<CommandResult> {
@@ -184,7 +209,9 @@ async function finish(
         : 'finished';
   const lines = [
     `run ${result.runId} ${dryRun ? '(dry run) ' : ''}${status} in ${formatDuration(result.durationMs)}`,
-    `  ids enumerated: ${s?.idsEnumerated ?? result.idsEnumerated}`,
+    result.filter
+      ? `  ids checked against the search index: ${s?.idsEnumerated ?? result.idsEnumerated}; missing${result.filter === DRIFT_FILTER.missingOrStale ? ' or stale' : ''}, sent on: ${s?.idsInBlocks ?? result.idsKept}`
+      : `  ids enumerated: ${s?.idsEnumerated ?? result.idsEnumerated}`,
     dryRun
       ? `  blocks: ${s?.blocks['dry-run'] ?? result.blocks} (no API call made)`
       : `  blocks: ${s?.blocksRecorded ?? result.blocks} (${(s?.blocks.succeeded ?? 0) + (s?.blocks.partial ?? 0)} accepted, ${s?.blocks.failed ?? result.blocksFailed} failed${s?.blocksPending ? `, ${s.blocksPending} pending` : ''})`,
@@ -212,6 +239,7 @@ async function finish(
     status,
     dryRun,
     idsEnumerated: s?.idsEnumerated ?? result.idsEnumerated,
+    ...(result.filter ? { filter: result.filter, idsSentOn: s?.idsInBlocks ?? result.idsKept } : {}),
     idsSucceeded: s?.idsSucceeded ?? result.idsSucceeded,
     idsFailed: failed,
     blocks: s ? { ...s.blocks, expected: s.blocksExpected } : { done: result.blocks },
@@ -238,17 +266,24 @@ async function runHere(
   dryRun: boolean,
   total: number,
   concurrency: number,
+  target: { filter?: string | undefined; table: string },
 ): Promise<CommandResult> {
+  const drift = await driftFor(rt, target.filter, target.table);
   const bar = progress(dryRun, total, out);
   const signals = interruptible((m) => out.note(m));
   let result: LocalRunResult;
   try {
-    result = await start(localDeps(rt), hooks(rt, bar, outputs, out, total, concurrency), signals);
+    result = await start(
+      localDeps(rt, drift),
+      hooks(rt, bar, outputs, out, total, concurrency, target.filter),
+      signals,
+    );
   } finally {
     bar.stop();
     await outputs.close();
+    await drift?.close();
   }
-  return finish(rt, result, outputs, out);
+  return finish(rt, { ...result, filter: target.filter }, outputs, out);
 }
 
 function runOptions(rt: SyncRuntime, x: ExecOptions, sig: ReturnType<typeof interruptible>) {
@@ -289,6 +324,7 @@ export async function execute(
     req.dryRun,
     req.ids?.length ?? 0,
     x.concurrency,
+    { filter: req.filter, table: req.table },
   );
 }
 
@@ -327,6 +363,7 @@ export async function resumeHere(
     plan.run.dryRun,
     0,
     x.concurrency,
+    { filter: plan.run.filter, table: String(plan.record.params.table ?? plan.run.objectType) },
   );
 }
 
@@ -394,8 +431,22 @@ export function registerSyncCommands(program: Command): void {
     try {
       cfg = configFromOptions(opts, SYNC_SETTINGS);
       x = execOptions(opts, cfg);
+      const filter = driftFilterName({ onlyMissing: cfg['sync.onlyMissing'], stale: cfg['sync.stale'] });
+      if (filter && cfg['sync.idFile'])
+        throw new UsageError('--only-missing checks a full scan; an --id-file is synced as given');
+      if (filter && !cfg['es.url'])
+        throw new UsageError('--only-missing needs --es-url (ES_URL): the search index to check against');
       const ids = await idFileIds(cfg, out);
-      req = syncRequest(cfg, { ids, source: ids ? `cli: id file ${cfg['sync.idFile']}` : 'cli: full scan' });
+      const request = syncRequest(cfg, {
+        ids,
+        source: ids
+          ? `cli: id file ${cfg['sync.idFile']}`
+          : `cli: full scan${filter ? ', only ids the index lacks' : ''}`,
+        ...(filter
+          ? { over: { filter }, params: { index: indexFor(syncTarget(cfg).table, cfg['es.index']) } }
+          : {}),
+      });
+      req = filter ? { ...request, plan: filteredPlan(request.plan) } : request;
     } catch (err) {
       out.fail(err);
     }

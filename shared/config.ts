@@ -296,6 +296,97 @@ export const SETTINGS = {
     description:
       "Deployed sync-block containers calling at once (the sync queue's maximum concurrency); each takes an equal share of `--max-rate`",
   },
+  'sync.onlyMissing': {
+    env: 'SYNC_ONLY_MISSING',
+    flag: '--only-missing',
+    default: 'false',
+    schema: bool,
+    description:
+      'Sync only the ids the search index lacks: each scanned page is checked against `es.index` first (drift repair)',
+  },
+  'sync.stale': {
+    env: 'SYNC_STALE',
+    flag: '--stale',
+    default: 'false',
+    schema: bool,
+    description:
+      "With --only-missing (and in `diff`): also the ids whose Cassandra `updateddate` is newer than the indexed document's",
+  },
+  'es.url': {
+    env: 'ES_URL',
+    flag: '--es-url',
+    default: '',
+    schema: z.union([z.literal(''), z.url({ error: 'expected an http(s) URL' })]),
+    description:
+      'Elasticsearch / OpenSearch base URL (for `diff` and `--only-missing`); credentials go in ES_USERNAME/ES_PASSWORD or ES_API_KEY',
+  },
+  'es.index': {
+    env: 'ES_INDEX',
+    flag: '--es-index',
+    default: '',
+    schema: str.regex(/^[^\\/*?"<>| ,#A-Z:]*$/, { error: 'expected an index or alias name (lowercase)' }),
+    description:
+      "Index or alias of the table's documents; empty = userorg-service's `user_alias` / `org_alias`",
+  },
+  'es.username': {
+    env: 'ES_USERNAME',
+    flag: '--es-username',
+    default: '',
+    schema: str,
+    description: 'User for basic authentication to the search engine',
+  },
+  'es.password': {
+    env: 'ES_PASSWORD',
+    flag: '--es-password',
+    default: '',
+    secret: true,
+    schema: str,
+    description: "Search engine user's password (secret)",
+  },
+  'es.apiKey': {
+    env: 'ES_API_KEY',
+    flag: '--es-api-key',
+    default: '',
+    secret: true,
+    schema: str,
+    description: 'Search engine API key (the encoded form), sent as `Authorization: ApiKey <key>` (secret)',
+  },
+  'es.caFile': {
+    env: 'ES_CA_FILE',
+    flag: '--es-ca-file',
+    default: '',
+    schema: str,
+    description: "PEM file of the CA that signed the search engine's certificate (https URLs)",
+  },
+  'es.timeoutMs': {
+    env: 'ES_TIMEOUT_MS',
+    flag: '--es-timeout',
+    default: '30000',
+    schema: ms(1),
+    description: 'Timeout for one search engine call (connect, headers, body), in ms',
+  },
+  'es.maxRetries': {
+    env: 'ES_MAX_RETRIES',
+    flag: '--es-max-retries',
+    default: '3',
+    schema: intIn(0, 20),
+    description: 'Retries of one search engine read on 429, 5xx and network errors',
+  },
+  'es.updatedField': {
+    env: 'ES_UPDATED_FIELD',
+    flag: '--es-updated-field',
+    default: 'updateddate',
+    schema: str.regex(/^[\w.@-]+$/, { error: 'expected a field name' }),
+    description: "The documents' field holding the row's `updateddate` (for --stale)",
+  },
+  'es.paging': {
+    env: 'ES_PAGING',
+    flag: '--es-paging',
+    default: 'auto',
+    schema: z.enum(['auto', 'pit', 'scroll'], { error: 'expected auto, pit or scroll' }),
+    description:
+      'How an index is listed: `pit` (point in time + search_after), `scroll`, or `auto` (pit on Elasticsearch ≥ 7.12, else scroll)',
+  },
   'postgres.url': {
     env: 'KEYCLOAK_DB_URL',
     flag: '--keycloak-db-url',

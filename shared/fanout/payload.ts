@@ -32,7 +32,14 @@ const common = {
   idempotencyKey: z.string().trim().min(1).max(200).optional(),
 };
 
-export const syncStartSchema = z.strictObject({ job: z.literal('sync'), ...common });
+export const syncStartSchema = z.strictObject({
+  job: z.literal('sync'),
+  ...common,
+  /** Drift repair: sync only the ids the search index lacks (each scanned page is checked first). */
+  onlyMissing: z.boolean().optional(),
+  /** With onlyMissing: also the ids whose row is newer than their document. */
+  stale: z.boolean().optional(),
+});
 export type SyncStart = z.infer<typeof syncStartSchema>;
 
 export const keycloakStartSchema = z.strictObject({

@@ -3,6 +3,7 @@
  * idempotent writes out. Nothing here reads or writes a store, so the same plan can be persisted,
  * re-applied after a crash, and tested without Cassandra.
  */
+import { parseTextDate } from '#shared/core/dates.ts';
 import type { MergePlan, MergeSnapshot, PlanSummary, Row, TableRole, WriteOp } from '#shared/merge/types.ts';
 
 /** Each table's partition key in Sunbird's schema: writes that share one can travel as one batch. */
@@ -33,34 +34,7 @@ export const sumOf: Pick2 = nullSafe((from, to) => num(from) + num(to));
 /** Latest of two timestamps; a tie keeps the to-row's value. */
 export const latestOf: Pick2 = nullSafe((from, to) => (time(from) > time(to) ? from : to));
 
-const TEXT_DATE = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}):(\d{3})([+-])(\d{2})(\d{2})$/;
-
-/**
- * Parses Sunbird's text dates, Java pattern `yyyy-MM-dd HH:mm:ss:SSSZ` (`Z` = RFC 822 offset, `+0530`).
- * Returns epoch ms, or undefined when the text does not match or names an impossible date.
- */
-export function parseTextDate(text: string): number | undefined {
-  const m = TEXT_DATE.exec(text.trim());
-  if (!m) return undefined;
-  const [y, mo, d, h, mi, s, ms, sign, oh, om] = m.slice(1).map((p, i) => (i === 7 ? p : Number(p))) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    string,
-    number,
-    number,
-  ];
-  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 || oh > 23 || om > 59) return undefined;
-  const local = Date.UTC(y, mo - 1, d, h, mi, s, ms);
-  const check = new Date(local);
-  if (check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) return undefined;
-  const offset = (sign === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
-  return local - offset;
-}
+export { parseTextDate };
 
 /** Latest of two text dates when both parse; if one does not parse, the other is kept; neither → to. */
 export const latestTextDate: Pick2 = nullSafe((from, to) => {

@@ -13,7 +13,7 @@ import cassandra from 'cassandra-driver';
 import { type CassandraClient, executeIdempotent, pagedRows, type Row } from '#shared/clients/cassandra.ts';
 import { ConfigError } from '#shared/config.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
-import type { RunSettings } from '#shared/sync/messages.ts';
+import { type RunSettings, runExtras, runExtrasFrom } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
   PendingBlock,
@@ -76,7 +76,7 @@ function toRunRecord(r: Row): RunRecord {
     ranges: r.ranges,
     parentRun: r.parent_run,
     params,
-    ...(typeof params.next === 'string' ? { next: params.next } : {}),
+    ...runExtrasFrom(params),
   };
 }
 
@@ -130,7 +130,7 @@ export class CassandraRunLedger implements RunLedger {
         new Date(),
         info.ranges,
         info.parentRun ?? null,
-        JSON.stringify({ ...info.params, ...(run.next ? { next: run.next } : {}) }),
+        JSON.stringify({ ...info.params, ...runExtras(run) }),
       ],
     );
   }

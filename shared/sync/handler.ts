@@ -16,7 +16,7 @@ import { type Metrics, noMetrics } from '#shared/core/metrics.ts';
 import { type Logger, withLogKeys } from '#shared/logger.ts';
 import { blockSchema, parseMessage, scanTaskSchema, schemaIssue } from '#shared/sync/messages.ts';
 import { type Pacer, RunPacer } from '#shared/sync/pacing.ts';
-import type { IdSource, MessageQueue, RunLedger, SyncApi } from '#shared/sync/ports.ts';
+import type { IdFilter, IdSource, MessageQueue, RunLedger, SyncApi } from '#shared/sync/ports.ts';
 import { type RunOverrides, syncRequest } from '#shared/sync/request.ts';
 import { type StartedRun, startRun } from '#shared/sync/run.ts';
 import { scanRange } from '#shared/sync/scan.ts';
@@ -188,6 +188,8 @@ export interface ScanHandlerDeps {
    * with less than this left.
    */
   reserveMs: number;
+  /** Resolves the filter a run names (`run.filter`), e.g. "only the ids the search index lacks". */
+  filters?: (name: string) => IdFilter;
   logger: Logger;
   metrics?: Metrics;
 }
@@ -205,6 +207,7 @@ export function createScanHandler(deps: ScanHandlerDeps): SqsHandler {
           ledger: deps.ledger(),
           shouldStop: () => Date.now() >= deadline,
           fetchSize: deps.fetchSize,
+          ...(deps.filters ? { filters: deps.filters } : {}),
         });
         metrics.count(SCAN_METRIC.idsEnumerated, result.ids - (task.checkpoint?.idsSoFar ?? 0));
         if (!result.done) {

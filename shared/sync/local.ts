@@ -20,6 +20,7 @@ import {
 import { type Pacer, RunPacer } from '#shared/sync/pacing.ts';
 import type {
   BlockOutcome,
+  IdFilter,
   IdSource,
   MessageQueue,
   RunLedger,
@@ -43,11 +44,14 @@ export interface LocalRunDeps {
   /** Queues of later stages (for runs that name `next`). */
   stage?: (name: string) => MessageQueue;
   pacer?: Pacer;
+  /** Resolves the filter a run names (`run.filter`). */
+  filters?: (name: string) => IdFilter;
 }
 
 export interface LocalRunHooks {
   onStarted?: (run: StartedRun) => void;
-  onEnumerated?: (idsSoFar: number) => void;
+  /** Ids read so far, and how many of them the run's filter kept (all, without one). */
+  onEnumerated?: (idsSoFar: number, keptSoFar: number) => void;
   /** After every real Sync API call, with the call's sequence number (the Talend "Request No"). */
   onCall?: (block: Block, result: SyncCallResult, requestNo: number) => void;
   onBlockDone?: (block: Block, outcome: BlockOutcome) => void;
@@ -72,6 +76,8 @@ export interface LocalRunOptions {
 export interface LocalRunResult {
   runId: string;
   idsEnumerated: number;
+  /** Ids cut into blocks: those the run's filter kept (all of them without a filter). */
+  idsKept: number;
   blocks: number;
   blocksSucceeded: number;
   blocksFailed: number;
@@ -83,20 +89,29 @@ export interface LocalRunResult {
   interrupted: boolean;
 }
 
+/** Where a run's counts stand when this process takes it on (0 for a new run; the ledger's on resume). */
+interface SoFar {
+  enumerated: number;
+  kept: number;
+  callsSoFar: number;
+}
+
 /** What the scanners and workers share while a run goes on. */
 class RunState {
   enumerated: number;
+  kept: number;
   expectedBlocks: number;
   scanning: boolean;
   requestNo: number;
   complete = false;
   lastActivity: number;
   readonly totals = { blocks: 0, ok: 0, failed: 0, idsOk: 0, idsFailed: 0 };
-  constructor(started: StartedRun, enumerated: number, callsSoFar: number, now: number) {
-    this.enumerated = enumerated;
+  constructor(started: StartedRun, so: SoFar, now: number) {
+    this.enumerated = so.enumerated;
+    this.kept = so.kept;
     this.expectedBlocks = started.blocks;
     this.scanning = started.tasks > 0;
-    this.requestNo = callsSoFar;
+    this.requestNo = so.callsSoFar;
     this.lastActivity = now;
   }
   get finished(): boolean {
@@ -136,11 +151,13 @@ async function scanAll(d: Drive): Promise<void> {
           ledger: deps.ledger,
           shouldStop: () => opts.signal?.aborted === true,
           ...(opts.fetchSize ? { fetchSize: opts.fetchSize } : {}),
-          onPage: ({ ids, blocks }) => {
+          ...(deps.filters ? { filters: deps.filters } : {}),
+          onPage: ({ ids, kept, blocks }) => {
             state.enumerated += ids;
+            state.kept += kept;
             state.expectedBlocks += blocks;
             state.lastActivity = d.clock.now();
-            hooks.onEnumerated?.(state.enumerated);
+            hooks.onEnumerated?.(state.enumerated, state.kept);
           },
         });
       } catch (err) {
@@ -252,15 +269,15 @@ async function work(d: Drive): Promise<void> {
 
 async function drive(
   started: StartedRun,
-  counts: { enumerated: number; callsSoFar: number },
+  counts: SoFar,
   d: Omit<Drive, 'state' | 'runId'>,
 ): Promise<LocalRunResult> {
   const t0 = Date.now();
-  const state = new RunState(started, counts.enumerated, counts.callsSoFar, d.clock.now());
+  const state = new RunState(started, counts, d.clock.now());
   const dd: Drive = { ...d, state, runId: started.runId };
   d.scanQueue.close();
   d.hooks.onStarted?.(started);
-  d.hooks.onEnumerated?.(state.enumerated);
+  d.hooks.onEnumerated?.(state.enumerated, state.kept);
   // A stop unblocks workers waiting on the in-process queue: what is left goes to onSkipped.
   d.opts.signal?.addEventListener('abort', () => d.inProcess?.close(), { once: true });
   const scanners = scanAll(dd).finally(() => {
@@ -273,6 +290,7 @@ async function drive(
   return {
     runId: started.runId,
     idsEnumerated: state.enumerated,
+    idsKept: state.kept,
     blocks: t.blocks,
     blocksSucceeded: t.ok,
     blocksFailed: t.failed,
@@ -321,7 +339,7 @@ export async function runLocal(
     scanQueue: d.scanQueue,
     blockQueue: d.deps.blocks,
   });
-  return drive(started, { enumerated: started.ids, callsSoFar: 0 }, d);
+  return drive(started, { enumerated: started.ids, kept: started.ids, callsSoFar: 0 }, d);
 }
 
 /** Continues a run from its ledger; see shared/sync/resume.ts for what is left and why. */
@@ -346,5 +364,5 @@ export async function resumeLocal(
     ids: 0,
     blocks: plan.pending.length,
   };
-  return drive(started, { enumerated: plan.enumerated, callsSoFar: plan.callsSoFar }, d);
+  return drive(started, { enumerated: plan.enumerated, kept: plan.kept, callsSoFar: plan.callsSoFar }, d);
 }

@@ -11,6 +11,7 @@ import type {
   IdSource,
   PendingBlock,
   RangeProgress,
+  RowLookup,
   RunInfo,
   RunLedger,
   RunRecord,
@@ -25,9 +26,15 @@ import { inRange, MIN_TOKEN, splitRange, tokenOf } from '#shared/sync/tokens.ts'
 
 const MAX_TOKEN = (2n ** 63n - 1n).toString();
 
-/** Tables of ids (`keyspace.table` → ids) on a ring of `vnodes` equal ranges; pages in token order. */
-export class MemoryIdSource implements IdSource {
+/**
+ * Tables of ids (`keyspace.table` → ids) on a ring of `vnodes` equal ranges; pages in token order. Rows
+ * may carry text columns (`setColumns`) for the row look-up.
+ */
+export class MemoryIdSource implements IdSource, RowLookup {
   readonly #tables = new Map<string, Array<{ id: string; token: bigint }>>();
+  readonly #columns = new Map<string, Map<string, Record<string, string | null>>>();
+  /** Ids looked up so far through `rows`. */
+  lookedUp = 0;
   readonly #vnodes: number;
   /** Pages read so far (reads per range and paging are what the scan's tests look at). */
   pagesRead = 0;
@@ -43,6 +50,31 @@ export class MemoryIdSource implements IdSource {
     const rows = ids.map((id) => ({ id, token: tokenOf(id) }));
     rows.sort((a, b) => (a.token < b.token ? -1 : a.token > b.token ? 1 : 0));
     this.#tables.set(name, rows);
+  }
+
+  /** Sets text columns of existing rows (`keyspace.table` → id → columns). */
+  setColumns(name: string, values: Record<string, Record<string, string | null>>): void {
+    const m = this.#columns.get(name) ?? new Map<string, Record<string, string | null>>();
+    for (const [id, cols] of Object.entries(values)) m.set(id, { ...m.get(id), ...cols });
+    this.#columns.set(name, m);
+  }
+
+  async rows(
+    keyspace: string,
+    table: string,
+    ids: readonly string[],
+    columns: readonly string[] = [],
+  ): Promise<Map<string, Record<string, string | null>>> {
+    this.lookedUp += ids.length;
+    const name = `${keyspace}.${table}`;
+    const present = new Set(this.#rows(keyspace, table).map((r) => r.id));
+    const out = new Map<string, Record<string, string | null>>();
+    for (const id of ids) {
+      if (!present.has(id)) continue;
+      const cols = this.#columns.get(name)?.get(id) ?? {};
+      out.set(id, Object.fromEntries(columns.map((c) => [c, cols[c] ?? null])));
+    }
+    return out;
   }
 
   #rows(keyspace: string, table: string): Array<{ id: string; token: bigint }> {

@@ -30,8 +30,30 @@ export const runSettingsSchema = z.object({
   maxRate: z.number().nonnegative().optional(),
   /** The stage an accepted block goes on to (set by whoever started the run); absent: it ends here. */
   next: name.optional(),
+  /** The filter a scanned page passes through before its ids are cut into blocks; absent: every id. */
+  filter: name.optional(),
 });
 export type RunSettings = z.infer<typeof runSettingsSchema>;
+
+/** The optional run settings a ledger keeps with a run's parameters (each present only when set). */
+export function runExtras(run: RunSettings): Record<string, unknown> {
+  return {
+    ...(run.next ? { next: run.next } : {}),
+    ...(run.filter ? { filter: run.filter } : {}),
+    ...(run.pace ? { pace: run.pace } : {}),
+    ...(run.maxRate ? { maxRate: run.maxRate } : {}),
+  };
+}
+
+/** The optional run settings read back from a run's recorded parameters. */
+export function runExtrasFrom(params: Record<string, unknown>): Partial<RunSettings> {
+  return {
+    ...(typeof params.next === 'string' ? { next: params.next } : {}),
+    ...(typeof params.filter === 'string' ? { filter: params.filter } : {}),
+    ...(params.pace === 'auto' || params.pace === 'fixed' ? { pace: params.pace } : {}),
+    ...(typeof params.maxRate === 'number' ? { maxRate: params.maxRate } : {}),
+  };
+}
 
 export const checkpointSchema = z.object({
   pageState: z.string().nullable(),

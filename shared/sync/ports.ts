@@ -45,6 +45,27 @@ export interface IdSource {
   ): Promise<IdPage>;
 }
 
+/**
+ * A table's rows by id (point look-ups on the partition key, never a scan): which of these ids have a
+ * row, with the named text columns of each. Used to tell which ids of another store exist here.
+ */
+export interface RowLookup {
+  rows(
+    keyspace: string,
+    table: string,
+    ids: readonly string[],
+    columns?: readonly string[],
+  ): Promise<Map<string, Record<string, string | null>>>;
+}
+
+/**
+ * A filter between the scan and the blocks: of a scanned page's ids, the ones to sync. A run names its
+ * filter (`run.filter`, set by whoever started it); the scanning side resolves the name to a filter.
+ */
+export interface IdFilter {
+  keep(ids: string[], target: { keyspace: string; table: string; objectType: string }): Promise<string[]>;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Sync API
 

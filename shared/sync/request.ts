@@ -19,6 +19,8 @@ export interface RunOverrides {
   pace?: 'fixed' | 'auto';
   maxRate?: number;
   runId?: string;
+  /** The id filter between the scan and the blocks (a name the scanning side resolves). */
+  filter?: string;
 }
 
 /** The table and object type to sync: either may be given, the other follows. */
@@ -51,7 +53,13 @@ export function autoPace(pace: 'fixed' | 'auto', maxRate: number): { pace?: 'aut
 /** The run settings the configuration (and the caller's overrides) ask for. */
 export function syncRequest(
   cfg: FlatConfig,
-  opts: { source: string; ids?: string[] | undefined; over?: RunOverrides; job?: string },
+  opts: {
+    source: string;
+    ids?: string[] | undefined;
+    over?: RunOverrides;
+    job?: string;
+    params?: Record<string, unknown>;
+  },
 ): StartRunRequest {
   const over = opts.over ?? {};
   const { table, objectType } = syncTarget(cfg, over);
@@ -66,6 +74,8 @@ export function syncRequest(
     ...autoPace(over.pace ?? cfg['sync.pace'], over.maxRate ?? cfg['sync.maxRate']),
     ...(opts.ids ? { ids: opts.ids } : {}),
     ...(over.runId ? { runId: over.runId } : {}),
+    ...(over.filter ? { filter: over.filter } : {}),
+    ...(opts.params ? { params: opts.params } : {}),
     source: opts.source,
     plan: { rowsPerTask: cfg['scan.rowsPerTask'], minTasks: cfg['scan.minTasks'] },
   };

@@ -35,6 +35,8 @@ export interface ResumePlan {
   /** Ids already enumerated, and real Sync API calls already recorded (Talend request numbers go on). */
   enumerated: number;
   callsSoFar: number;
+  /** Ids already cut into blocks (with a filter, those it kept). */
+  kept: number;
 }
 
 function block(run: RunSettings, b: BlockOutcome, ids: string[]): Block {
@@ -112,7 +114,9 @@ export async function planResume(
   const pending: Block[] = [];
   const accepted: BlockOutcome[] = [];
   let callsSoFar = 0;
+  let kept = 0;
   for await (const b of ledger.blocks(runId, 'sync', ranges)) {
+    kept += b.ids.length;
     if (b.status === 'pending') pending.push(block(run, b, b.ids));
     else if (b.status === 'succeeded' || b.status === 'partial' || b.status === 'dry-run') accepted.push(b);
     if (b.status !== 'pending' && b.status !== 'dry-run') callsSoFar++;
@@ -125,5 +129,6 @@ export async function planResume(
     forward: await nextStageBacklog(ledger, record, run, accepted),
     enumerated: ranges.reduce((n, r) => n + r.ids, 0),
     callsSoFar,
+    kept,
   };
 }

@@ -94,6 +94,7 @@ export function runSettingsOf(req: StartRunRequest): RunSettings {
       ? { pace: 'auto' as const, ...(req.maxRate ? { maxRate: req.maxRate } : {}) }
       : {}),
     ...(req.next ? { next: req.next } : {}),
+    ...(req.filter ? { filter: req.filter } : {}),
   };
 }
 
@@ -191,6 +192,8 @@ export async function onceByKey<T extends StartedRun>(
 
 async function startOnce(run: RunSettings, req: StartRunRequest, deps: StartRunDeps): Promise<StartedRun> {
   const groups = req.groups ?? (req.ids ? [{ ids: req.ids }] : undefined);
+  if (groups && run.filter)
+    throw new BadInputError(`filter "${run.filter}" applies to a full scan, not to given ids`);
   if (groups) return startIdRun(run, req, groups, deps);
   const { ranges, estimatedRows } = await planScan(deps.ids, req.keyspace, req.table, {
     ...req.plan,

@@ -10,8 +10,17 @@
  * Blocks are numbered by (range, seq), so a task retried from an older checkpoint re-sends the same
  * blocks, which the ledger records idempotently: every id is enqueued at least once.
  */
+
+import { BadInputError } from '#shared/core/errors.ts';
 import type { Block, Checkpoint, RunSettings, ScanTask } from '#shared/sync/messages.ts';
-import type { IdSource, MessageQueue, RangeProgress, RunLedger, TokenRange } from '#shared/sync/ports.ts';
+import type {
+  IdFilter,
+  IdSource,
+  MessageQueue,
+  RangeProgress,
+  RunLedger,
+  TokenRange,
+} from '#shared/sync/ports.ts';
 import { splitRange } from '#shared/sync/tokens.ts';
 
 /** Ids per page; larger pages scan no faster but, held while their blocks are enqueued, grow the heap. */
@@ -130,7 +139,10 @@ export interface ScanDeps {
   /** Stop at the next page boundary once this returns true (time budget exhausted). */
   shouldStop?: () => boolean;
   fetchSize?: number;
-  onPage?: (info: { rangeNo: number; ids: number; blocks: number }) => void;
+  /** Resolves the filter a run names (`run.filter`); needed only by runs that name one. */
+  filters?: (name: string) => IdFilter;
+  /** After each page: ids read, ids kept by the run's filter (all without one), blocks sent. */
+  onPage?: (info: { rangeNo: number; ids: number; kept: number; blocks: number }) => void;
 }
 
 export type ScanResult =
@@ -153,9 +165,21 @@ function blockBody(run: RunSettings, rangeNo: number, seq: number, ids: string[]
   return JSON.stringify({ type: 'block', run, rangeNo, seq, ids } satisfies Block);
 }
 
+/** The ids of a page the run's filter keeps (all of them when the run names none). */
+function pageFilter(task: ScanTask, deps: ScanDeps): (ids: string[]) => Promise<string[]> {
+  const name = task.run.filter;
+  if (!name) return async (ids) => ids;
+  if (!deps.filters)
+    throw new BadInputError(`run ${task.run.runId} names filter "${name}", which is not available here`);
+  const filter = deps.filters(name);
+  const target = { keyspace: task.keyspace, table: task.table, objectType: task.run.objectType };
+  return (ids) => (ids.length ? filter.keep(ids, target) : Promise.resolve(ids));
+}
+
 export async function scanRange(task: ScanTask, deps: ScanDeps): Promise<ScanResult> {
   const cp: Checkpoint = task.checkpoint ?? { pageState: null, nextSeq: 0, carry: [], idsSoFar: 0, hops: 0 };
   let { nextSeq: seq, carry, idsSoFar: ids } = cp;
+  const keep = pageFilter(task, deps);
   const fetch = (state: string | null) =>
     deps.ids.page(task.keyspace, task.table, task, state, deps.fetchSize ?? DEFAULT_FETCH_SIZE);
   let page = await fetch(cp.pageState);
@@ -165,7 +189,8 @@ export async function scanRange(task: ScanTask, deps: ScanDeps): Promise<ScanRes
     nextPage?.catch(() => {}); // awaited below; avoid an unhandled rejection if we stop first
     ids += page.ids.length;
     const last = !page.next;
-    const cut = cutBlocks(carry.concat(page.ids), task.run.blockSize, last);
+    const kept = await keep(page.ids);
+    const cut = cutBlocks(carry.concat(kept), task.run.blockSize, last);
     carry = cut.carry;
     const blocks = cut.blocks.map((b) => ({ rangeNo: task.rangeNo, seq: seq++, ids: b }));
     const checkpoint: Checkpoint = {
@@ -190,7 +215,7 @@ export async function scanRange(task: ScanTask, deps: ScanDeps): Promise<ScanRes
     // upserts keyed by (range, seq)).
     await deps.ledger?.enqueued(task.run.runId, blocks, progress);
     if (blocks.length) await deps.queue.send(blocks.map((b) => blockBody(task.run, b.rangeNo, b.seq, b.ids)));
-    deps.onPage?.({ rangeNo: task.rangeNo, ids: page.ids.length, blocks: blocks.length });
+    deps.onPage?.({ rangeNo: task.rangeNo, ids: page.ids.length, kept: kept.length, blocks: blocks.length });
     if (last) return { done: true, ids, blocks: seq };
     if (deps.shouldStop?.()) {
       return {

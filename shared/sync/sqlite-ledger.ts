@@ -6,7 +6,7 @@
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { transaction } from '#shared/clients/sqlite.ts';
-import type { RunSettings } from '#shared/sync/messages.ts';
+import { type RunSettings, runExtras, runExtrasFrom } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
   PendingBlock,
@@ -26,6 +26,7 @@ const splitIds = (text: unknown): string[] =>
 const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
 
 function toRunRecord(r: SqlRow): RunRecord {
+  const params = JSON.parse(String(r.params ?? '{}')) as Record<string, unknown>;
   return {
     runId: String(r.run_id),
     job: String(r.job),
@@ -34,12 +35,13 @@ function toRunRecord(r: SqlRow): RunRecord {
     verify: r.verify === 1,
     blockSize: Number(r.block_size),
     sleepMs: Number(r.sleep_ms),
-    ...(r.next ? { next: String(r.next) } : {}),
     source: String(r.source ?? ''),
     createdAt: new Date(Number(r.created_at)),
     ranges: Number(r.ranges),
     parentRun: (r.parent_run as string | null) ?? null,
-    params: JSON.parse(String(r.params ?? '{}')) as Record<string, unknown>,
+    params,
+    ...runExtrasFrom(params),
+    ...(r.next ? { next: String(r.next) } : {}),
   };
 }
 
@@ -108,7 +110,7 @@ export class SqliteRunLedger implements RunLedger {
       Date.now(),
       info.ranges,
       info.parentRun ?? null,
-      JSON.stringify(info.params ?? {}),
+      JSON.stringify({ ...info.params, ...runExtras(run) }),
     );
   }
 

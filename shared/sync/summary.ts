@@ -10,6 +10,8 @@ export interface RunSummary {
   blocksRecorded: number;
   idsSucceeded: number;
   idsFailed: number;
+  /** Ids in the recorded blocks: with a filter (`run.filter`), the ids it kept and sent on. */
+  idsInBlocks: number;
   /** Blocks enumerated but with no recorded outcome yet (in flight, or in the dead-letter queue). */
   blocksPending: number;
   complete: boolean;
@@ -36,9 +38,11 @@ export async function summarise(
   let recorded = 0;
   let idsSucceeded = 0;
   let idsFailed = 0;
+  let idsInBlocks = 0;
   const failures: Array<{ id: string; reason: string }> = [];
   for await (const b of ledger.blocks(runId, stage, ranges)) {
     blocks[b.status]++;
+    idsInBlocks += b.ids.length;
     if (b.status === 'pending') continue; // enqueued, outcome not known yet
     recorded++;
     idsFailed += b.failedIds.length;
@@ -59,6 +63,7 @@ export async function summarise(
     blocksRecorded: recorded,
     idsSucceeded,
     idsFailed,
+    idsInBlocks,
     blocksPending: Math.max(0, blocksExpected - recorded),
     complete: enumerationDone && recorded >= blocksExpected,
     failures,
@@ -78,7 +83,9 @@ export function formatSummary(s: RunSummary): string {
     `  started ${r.createdAt.toISOString()} from ${r.source}${r.parentRun ? ` (retry of ${r.parentRun})` : ''}`,
     `  block size ${r.blockSize}, sleep ${r.sleepMs} ms`,
     `  token ranges scanned: ${s.ranges.done}/${s.ranges.total}`,
-    `  ids enumerated: ${s.idsEnumerated} in ${s.blocksExpected} blocks`,
+    r.filter
+      ? `  ids checked (filter ${r.filter}): ${s.idsEnumerated}, sent on: ${s.idsInBlocks}${s.blocksPending ? ' so far' : ''} in ${s.blocksExpected} blocks`
+      : `  ids enumerated: ${s.idsEnumerated} in ${s.blocksExpected} blocks`,
     `  blocks: ${s.blocks.succeeded} accepted, ${s.blocks.partial} partly confirmed, ${s.blocks.failed} failed, ${s.blocks['dry-run']} dry run, ${s.blocksPending} pending`,
     `  ids synced: ${s.idsSucceeded}, failed: ${s.idsFailed}`,
     ...(s.failures.length

@@ -20,6 +20,7 @@ import type { CassandraClient } from '#shared/clients/cassandra.ts';
 import { SyncApiClient } from '#shared/clients/sync-api.ts';
 import type { Keyspaces } from '#shared/schema.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
+import { opensearch } from '#test/helpers/opensearch.ts';
 
 const USERS = 250;
 const ORGS = 30;
@@ -27,17 +28,7 @@ const SEED = 7;
 const prefix = `standin-test-${randomBytes(4).toString('hex')}`;
 const names: IndexNames = { user: `${prefix}-user`, organisation: `${prefix}-org` };
 
-// biome-ignore lint/suspicious/noExplicitAny: the tests walk arbitrary JSON answers
-async function os(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${OPENSEARCH_URL}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : {} };
-}
+const os = opensearch;
 
 /** Every document of an index (after a refresh), by _id. */
 async function documents(index: string): Promise<Map<string, Record<string, unknown>>> {

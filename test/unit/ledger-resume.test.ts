@@ -80,6 +80,30 @@ for (const [name, make] of ledgers) {
       assert.equal(await l.getRun('nope'), null);
     });
 
+    test('a run’s optional settings (next stage, filter, pacing) come back as they were given', async () => {
+      const l = make();
+      const extras = {
+        ...run,
+        runId: 'r-x',
+        next: 'delete',
+        filter: 'missing-from-index',
+        pace: 'auto' as const,
+        maxRate: 2.5,
+      };
+      await l.createRun(extras, { source: 't', ranges: 1, params: { out: '/tmp/x' } });
+      const got = await l.getRun('r-x');
+      assert.deepEqual(
+        [got?.next, got?.filter, got?.pace, got?.maxRate, got?.params.out],
+        ['delete', 'missing-from-index', 'auto', 2.5, '/tmp/x'],
+      );
+      await l.createRun({ ...run, runId: 'r-plain' }, { source: 't', ranges: 1 });
+      const plain = await l.getRun('r-plain');
+      assert.deepEqual(
+        [plain?.next, plain?.filter, plain?.pace, plain?.maxRate],
+        [undefined, undefined, undefined, undefined],
+      );
+    });
+
     test('annotate merges into the run’s parameters', async () => {
       const l = make();
       await l.createRun(run, { source: 't', ranges: 1, params: { a: 1 } });
