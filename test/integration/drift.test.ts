@@ -26,7 +26,7 @@ import { createFanout } from '#shared/fanout/runtime.ts';
 import { createLogger } from '#shared/logger.ts';
 import { blockSchema } from '#shared/sync/messages.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
-import { runCli } from '#test/helpers/cli.ts';
+import { blockCalls, runCli } from '#test/helpers/cli.ts';
 import { startHttpProxy } from '#test/helpers/http-proxy.ts';
 import { opensearch } from '#test/helpers/opensearch.ts';
 import { drain, isolatedQueue, SQS_ENDPOINT, testSqs } from '#test/helpers/sqs.ts';
@@ -253,9 +253,9 @@ describe('sync --only-missing', () => {
       out,
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const sent = standin
-      .requests()
-      .flatMap((q) => (q.body as { request: { objectIds: string[] } }).request.objectIds);
+    const sent = blockCalls(standin).flatMap(
+      (q) => (q.body as { request: { objectIds: string[] } }).request.objectIds,
+    );
     assert.deepEqual(sorted(sent), sorted([...missing, ...stale]));
     assert.match(
       r.stdout,
