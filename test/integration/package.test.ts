@@ -3,14 +3,16 @@
  * with no AWS credentials, and the CloudFormation it writes: resources, IAM, alarms, dashboard, tags,
  * logging, the MSK mapping's error handling, bundle sizes, and conformance to the CloudFormation
  * resource specification. `--stage prod` is packaged too, for what only its stage file turns on (a
- * Secrets Manager secret). Packaging takes up to a minute per stage, so it runs once per file, and
- * not at all when the output is newer than every input.
+ * Secrets Manager secret), and `--stage local`, whose values come from the environment. Packaging
+ * takes up to a minute per stage, so it runs once per file, and not at all when the output is newer
+ * than every input.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { loadFlatConfig, SETTINGS } from '#shared/config.ts';
 import { parseStartPayload } from '#shared/fanout/payload.ts';
 import { METRIC } from '#shared/merge/process.ts';
 import { checkTemplate } from '#test/support/cfn-spec.ts';
@@ -18,6 +20,7 @@ import { checkTemplate } from '#test/support/cfn-spec.ts';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const OUT = path.join(ROOT, '.serverless');
 const PROD_OUT = path.join(ROOT, '.serverless-prod');
+const LOCAL_OUT = path.join(ROOT, '.serverless-local');
 const TEMPLATE_FILE = 'cloudformation-template-update-stack.json';
 const PREFIX = 'sunbird-dataops-dev';
 /** Lambda's limit is 50 MB; ours is what keeps cold starts and deployments light (issue 13). */
@@ -103,6 +106,7 @@ function packageStack(stage: string, out: string): Template {
 
 let template: Template;
 let prodTemplate: Template;
+let localTemplate: Template;
 const byType = (type: string) =>
   Object.entries(template.Resources).filter(([, r]) => r.Type === type) as [string, Resource][];
 const getAtt = (v: unknown): string | undefined => (v as { 'Fn::GetAtt'?: string[] })?.['Fn::GetAtt']?.[0];
@@ -115,10 +119,10 @@ function lambda(name: FnName): [string, Resource] {
   return found;
 }
 
-function mappingFor(fnLogicalId: string): Resource[] {
-  return byType('AWS::Lambda::EventSourceMapping')
-    .map(([, r]) => r)
-    .filter((r) => getAtt(r.Properties.FunctionName) === fnLogicalId);
+function mappingFor(fnLogicalId: string, t: Template = template): Resource[] {
+  return Object.values(t.Resources).filter(
+    (r) => r.Type === 'AWS::Lambda::EventSourceMapping' && getAtt(r.Properties.FunctionName) === fnLogicalId,
+  );
 }
 
 /** Every statement of a role, both branches of each `Fn::If` included. */
@@ -182,8 +186,20 @@ function resolved(v: unknown, t: Template): unknown {
   );
 }
 
+/** A stage's function: its logical id and its environment. */
+function fnOf(t: Template, stage: string, name: FnName): { id: string; env: Record<string, unknown> } {
+  const found = Object.entries(t.Resources).find(
+    ([, r]) =>
+      r.Type === 'AWS::Lambda::Function' && r.Properties.FunctionName === `sunbird-dataops-${stage}-${name}`,
+  );
+  assert.ok(found, `function ${name} is in the ${stage} stack`);
+  const env = (found[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+  return { id: found[0], env };
+}
+
 before(() => {
-  // prod first: packaging any stage empties `.serverless/`, whatever `--package` says.
+  // local and prod first: packaging any stage empties `.serverless/`, whatever `--package` says.
+  localTemplate = packageStack('local', LOCAL_OUT);
   prodTemplate = packageStack('prod', PROD_OUT);
   template = packageStack('dev', OUT);
 });
@@ -657,6 +673,92 @@ describe('lean bundles', () => {
   }
 });
 
+/** Stage file values of the pacing settings (config/stages/*.yml). */
+const STAGES = {
+  dev: {
+    t: () => template,
+    syncConcurrency: 2,
+    pacing: { pace: 'fixed', maxRate: '0' },
+  },
+  prod: {
+    t: () => prodTemplate,
+    syncConcurrency: 4,
+    pacing: { pace: 'fixed', maxRate: '0' },
+  },
+  local: {
+    t: () => localTemplate,
+    syncConcurrency: 2,
+    pacing: { pace: 'fixed', maxRate: '0' },
+  },
+} as const;
+type Stage = keyof typeof STAGES;
+const STAGE_NAMES = Object.keys(STAGES) as Stage[];
+const FN_NAMES = Object.keys(FUNCTIONS) as FnName[];
+
+describe('every function is configured with settings the functions read', () => {
+  test('dev, prod and local: each variable is a setting (or <SECRET>_SSM of a secret one) and its value passes the setting’s check', () => {
+    const byEnv = new Map(Object.values(SETTINGS).map((d) => [d.env as string, d]));
+    for (const stage of STAGE_NAMES) {
+      for (const name of FN_NAMES) {
+        const { env } = fnOf(STAGES[stage].t(), stage, name);
+        for (const key of Object.keys(env)) {
+          if (key === 'NODE_OPTIONS') continue;
+          const secretOf = key.endsWith('_SSM') ? byEnv.get(key.slice(0, -'_SSM'.length)) : undefined;
+          if (secretOf) {
+            // shared/secrets.ts reads <ENV>_SSM for exactly the settings marked secret.
+            assert.ok(
+              'secret' in secretOf && secretOf.secret,
+              `${stage} ${name}: ${key} names a secret setting`,
+            );
+            continue;
+          }
+          assert.ok(byEnv.has(key), `${stage} ${name}: ${key} is a setting`);
+        }
+        // Queue URLs are the stack's own (Ref) on AWS: only the literal values are checked here.
+        const literal = Object.fromEntries(
+          Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        );
+        assert.doesNotThrow(() => loadFlatConfig({ env: literal }), `${stage} ${name}`);
+      }
+    }
+  });
+});
+
+describe('auto pacing: set per stage, stamped into each run by the fan-out, maxRate shared by the sync-block containers', () => {
+  test('fanout: SYNC_PACE and SYNC_MAX_RATE are the stage’s pacing.pace and pacing.maxRate; no other function has them', () => {
+    for (const stage of STAGE_NAMES) {
+      const { pacing } = STAGES[stage];
+      const { env } = fnOf(STAGES[stage].t(), stage, 'fanout');
+      assert.deepEqual(
+        { pace: env.SYNC_PACE, maxRate: String(env.SYNC_MAX_RATE) },
+        pacing,
+        `${stage} fanout`,
+      );
+      for (const name of FN_NAMES.filter((n) => n !== 'fanout')) {
+        const other = fnOf(STAGES[stage].t(), stage, name).env;
+        assert.equal(
+          other.SYNC_PACE,
+          undefined,
+          `${stage} ${name}: the run carries its pace, not the function`,
+        );
+        assert.equal(other.SYNC_MAX_RATE, undefined, `${stage} ${name}`);
+      }
+    }
+  });
+
+  test('sync-block: SYNC_WORKERS equals the sync queue mapping’s MaximumConcurrency (pacing.syncConcurrency)', () => {
+    for (const stage of ['dev', 'prod'] as const) {
+      const t = STAGES[stage].t();
+      const { id, env } = fnOf(t, stage, 'sync-block');
+      const [mapping] = mappingFor(id, t);
+      assert.ok(mapping, `${stage}: sync-block has its sync queue mapping`);
+      const max = (mapping.Properties.ScalingConfig as { MaximumConcurrency: unknown }).MaximumConcurrency;
+      assert.equal(Number(max), STAGES[stage].syncConcurrency, `${stage}: the stage's syncConcurrency`);
+      assert.equal(Number(env.SYNC_WORKERS), Number(max), `${stage}: SYNC_WORKERS`);
+    }
+  });
+});
+
 describe('Secrets Manager secrets (the prod stage reads its Keycloak client secret from one)', () => {
   const roles = Object.values(FUNCTIONS).map((f) => f.role);
 
@@ -705,9 +807,10 @@ describe('Secrets Manager secrets (the prod stage reads its Keycloak client secr
 });
 
 describe('the template conforms to the CloudFormation resource specification', () => {
-  test('dev and prod: known resource types, known properties of the right types, required ones present', async () => {
+  test('dev, prod and local: known resource types, known properties of the right types, required ones present', async () => {
     assert.deepEqual(await checkTemplate(template), [], 'dev');
     assert.deepEqual(await checkTemplate(prodTemplate), [], 'prod');
+    assert.deepEqual(await checkTemplate(localTemplate), [], 'local');
   });
 
   test('the check catches an unknown property, a wrong type, a bad nested value and a missing required property', async () => {
