@@ -2,10 +2,10 @@
  * The deployable stack: `serverless package --stage dev` (osls 4 + serverless-esbuild), run offline
  * with no AWS credentials, and the CloudFormation it writes: resources, IAM, alarms, dashboard, tags,
  * logging, the MSK mapping's error handling, bundle sizes, and conformance to the CloudFormation
- * resource specification. `--stage prod` is packaged too, for what only its stage file turns on (a
- * Secrets Manager secret), and `--stage local`, whose values come from the environment. Packaging
- * takes up to a minute per stage, so it runs once per file, and not at all when the output is newer
- * than every input.
+ * resource specification. `--stage prod` is packaged too, for what only its stage file turns on
+ * (Secrets Manager secrets), and `--stage local`, whose search url is empty (drift repair not
+ * configured). Packaging takes up to a minute per stage, so it runs once per file, and not at all when
+ * the output is newer than every input.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -59,7 +59,8 @@ const STAR_ALLOWED = new Set([
 ]);
 
 const FUNCTIONS = {
-  fanout: { role: 'FanoutRole', secrets: ['CASSANDRA_PASSWORD'] },
+  // dev's search engine takes basic auth: the fan-out also reads its password (drift repair).
+  fanout: { role: 'FanoutRole', secrets: ['CASSANDRA_PASSWORD', 'ES_PASSWORD'] },
   'sync-block': { role: 'SyncBlockRole', secrets: ['CASSANDRA_PASSWORD', 'SYNC_API_KEY'] },
   'delete-keycloak-users': {
     role: 'DeleteKeycloakUsersRole',
@@ -195,6 +196,15 @@ function fnOf(t: Template, stage: string, name: FnName): { id: string; env: Reco
   assert.ok(found, `function ${name} is in the ${stage} stack`);
   const env = (found[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
   return { id: found[0], env };
+}
+
+/** What a role may read in a stage (conditions resolved): SSM parameter and Secrets Manager ARNs, as JSON. */
+function secretGrants(t: Template, role: string): { ssm: string[]; secretsManager: string[] } {
+  const policies = t.Resources[role]!.Properties.Policies as { PolicyDocument: { Statement: unknown[] } }[];
+  const live = policies.flatMap((p) => resolved(p.PolicyDocument.Statement, t) as Statement[]);
+  const on = (action: string) =>
+    live.filter((s) => actions(s).includes(action)).flatMap((s) => resources(s).map(json));
+  return { ssm: on('ssm:GetParameter'), secretsManager: on('secretsmanager:GetSecretValue') };
 }
 
 before(() => {
@@ -673,22 +683,46 @@ describe('lean bundles', () => {
   }
 });
 
-/** Stage file values of the pacing settings (config/stages/*.yml). */
+/** Stage file values of the pacing and search settings (config/stages/*.yml). */
 const STAGES = {
   dev: {
     t: () => template,
     syncConcurrency: 2,
     pacing: { pace: 'fixed', maxRate: '0' },
+    search: {
+      ES_URL: 'https://vpc-sunbird-dev-search-abc123.ap-south-1.es.amazonaws.com',
+      ES_INDEX: '',
+      ES_USERNAME: 'dataops',
+      ES_UPDATED_FIELD: 'updateddate',
+      ES_PASSWORD_SSM: '/sunbird-dataops/dev/es-password',
+      ES_API_KEY_SSM: '',
+    },
   },
   prod: {
     t: () => prodTemplate,
     syncConcurrency: 4,
     pacing: { pace: 'fixed', maxRate: '0' },
+    search: {
+      ES_URL: 'https://search.prod.sunbirded.org:9243',
+      ES_INDEX: '',
+      ES_USERNAME: '',
+      ES_UPDATED_FIELD: 'updateddate',
+      ES_PASSWORD_SSM: '',
+      ES_API_KEY_SSM: '/aws/reference/secretsmanager/sunbird-dataops/prod/es-api-key',
+    },
   },
   local: {
     t: () => localTemplate,
     syncConcurrency: 2,
     pacing: { pace: 'fixed', maxRate: '0' },
+    search: {
+      ES_URL: '',
+      ES_INDEX: '',
+      ES_USERNAME: '',
+      ES_UPDATED_FIELD: 'updateddate',
+      ES_PASSWORD_SSM: '',
+      ES_API_KEY_SSM: '',
+    },
   },
 } as const;
 type Stage = keyof typeof STAGES;
@@ -759,7 +793,75 @@ describe('auto pacing: set per stage, stamped into each run by the fan-out, maxR
   });
 });
 
-describe('Secrets Manager secrets (the prod stage reads its Keycloak client secret from one)', () => {
+describe('drift repair on Lambda: only the fan-out reaches the search engine', () => {
+  test('fanout has the stage’s search settings and secret names; no other function has an ES_ variable', () => {
+    for (const stage of STAGE_NAMES) {
+      const t = STAGES[stage].t();
+      const { env } = fnOf(t, stage, 'fanout');
+      const es = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('ES_')));
+      assert.deepEqual(es, STAGES[stage].search, `${stage} fanout`);
+      assert.equal(env.ES_PASSWORD, undefined, 'no secret value in the environment');
+      assert.equal(env.ES_API_KEY, undefined, 'no secret value in the environment');
+      for (const name of FN_NAMES.filter((n) => n !== 'fanout')) {
+        const keys = Object.keys(fnOf(t, stage, name).env).filter((k) => k.startsWith('ES_'));
+        assert.deepEqual(keys, [], `${stage} ${name}`);
+      }
+    }
+  });
+
+  test('the fan-out role may read exactly the search secrets its stage names; no other role may read one', () => {
+    const searchSecret = /es-password|es-api-key/;
+    const expected: Record<Stage, { ssm: string[]; secretsManager: string[] }> = {
+      // dev: basic auth, the password in an SSM parameter.
+      dev: { ssm: [':parameter/sunbird-dataops/dev/es-password'], secretsManager: [] },
+      // prod: an API key in Secrets Manager, read through SSM's reference path.
+      prod: {
+        ssm: [':parameter/aws/reference/secretsmanager/sunbird-dataops/prod/es-api-key'],
+        secretsManager: [':secret:sunbird-dataops/prod/es-api-key-??????'],
+      },
+      // local: empty search url and secrets: drift repair not configured, nothing granted.
+      local: { ssm: [], secretsManager: [] },
+    };
+    for (const stage of STAGE_NAMES) {
+      const t = STAGES[stage].t();
+      for (const { role } of Object.values(FUNCTIONS)) {
+        const granted = secretGrants(t, role);
+        const found = {
+          ssm: granted.ssm.filter((g) => searchSecret.test(g)),
+          secretsManager: granted.secretsManager.filter((g) => searchSecret.test(g)),
+        };
+        if (role !== 'FanoutRole') {
+          assert.deepEqual(found, { ssm: [], secretsManager: [] }, `${stage} ${role}`);
+          continue;
+        }
+        const want = expected[stage];
+        assert.equal(found.ssm.length, want.ssm.length, `${stage}: ${found.ssm.join(', ')}`);
+        assert.equal(found.secretsManager.length, want.secretsManager.length, `${stage} Secrets Manager`);
+        for (const w of want.ssm)
+          assert.ok(
+            found.ssm.some((g) => g.endsWith(`${w}"}`)),
+            `${stage}: ${w}`,
+          );
+        for (const w of want.secretsManager)
+          assert.ok(
+            found.secretsManager.some((g) => g.endsWith(`${w}"}`)),
+            `${stage}: ${w}`,
+          );
+      }
+    }
+  });
+
+  test('local: a stage with an empty search url packages, and its fan-out bundle is there', () => {
+    assert.equal(fnOf(localTemplate, 'local', 'fanout').env.ES_URL, '');
+    for (const name of FN_NAMES) {
+      const zip = path.join(LOCAL_OUT, `${name}.zip`);
+      assert.ok(existsSync(zip), `${zip} exists`);
+      assert.ok(statSync(zip).size < MAX_ZIP_BYTES, `${name}.zip is under ${MAX_ZIP_BYTES} bytes`);
+    }
+  });
+});
+
+describe('Secrets Manager secrets (prod reads its Keycloak client secret and its search API key from one each)', () => {
   const roles = Object.values(FUNCTIONS).map((f) => f.role);
 
   test('dev names only SSM parameters: no role may read any Secrets Manager secret', () => {
@@ -775,32 +877,34 @@ describe('Secrets Manager secrets (the prod stage reads its Keycloak client secr
     }
   });
 
-  test('prod: exactly the delete-keycloak-users role may read exactly that secret, and its SSM reference', () => {
+  test('prod: each Secrets Manager secret is readable by exactly the role that uses it, with its SSM reference', () => {
+    const secretOf: Record<string, string> = {
+      DeleteKeycloakUsersRole: 'sunbird-dataops/prod/keycloak-client-secret',
+      FanoutRole: 'sunbird-dataops/prod/es-api-key',
+    };
     for (const role of roles) {
       const [policy] = prodTemplate.Resources[role]!.Properties.Policies as {
         PolicyDocument: { Statement: unknown[] };
       }[];
       const live = resolved(policy!.PolicyDocument.Statement, prodTemplate) as Statement[];
       const sm = live.filter((s) => actions(s).some((a) => a.startsWith('secretsmanager:')));
-      if (role !== 'DeleteKeycloakUsersRole') {
+      const secret = secretOf[role];
+      if (!secret) {
         assert.deepEqual(sm, [], `${role} reads no Secrets Manager secret`);
         continue;
       }
-      assert.equal(sm.length, 1);
+      assert.equal(sm.length, 1, role);
       assert.deepEqual(sm[0]!.Action, 'secretsmanager:GetSecretValue');
       assert.deepEqual(sm[0]!.Resource, [
         {
-          'Fn::Sub':
-            // biome-ignore lint/suspicious/noTemplateCurlyInString: Fn::Sub placeholders CloudFormation fills
-            'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:sunbird-dataops/prod/keycloak-client-secret-??????',
+          // The Fn::Sub placeholders (escaped) are CloudFormation's to fill.
+          'Fn::Sub': `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${secret}-??????`,
         },
       ]);
       const ssm = live.filter((s) => actions(s).includes('ssm:GetParameter')).flatMap(resources);
       assert.ok(
-        json(ssm).includes(
-          ':parameter/aws/reference/secretsmanager/sunbird-dataops/prod/keycloak-client-secret',
-        ),
-        'and the SSM reference parameter it is read through',
+        json(ssm).includes(`:parameter/aws/reference/secretsmanager/${secret}`),
+        `${role}: and the SSM reference parameter it is read through`,
       );
     }
   });
