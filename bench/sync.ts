@@ -35,6 +35,7 @@ import { seed, seededUserIds } from '#scripts/seed/seed.ts';
 import { type CassandraClient, createCassandraClient } from '#shared/clients/cassandra.ts';
 import { createSqsClient } from '#shared/clients/sqs.ts';
 import { buildSyncRequestBody, SyncApiClient } from '#shared/clients/sync-api.ts';
+import { SETTINGS } from '#shared/config.ts';
 import type { MessageQueue } from '#shared/queue/queue.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';
 import { migrate } from '#shared/schema.ts';
@@ -62,6 +63,9 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     'scan-concurrency': { type: 'string', default: '4' },
     'fetch-size': { type: 'string', default: String(DEFAULT_FETCH_SIZE) },
+    // The scan is planned as the CLI and the fan-out plan it (SCAN_MIN_TASKS, SCAN_ROWS_PER_TASK).
+    'min-tasks': { type: 'string', default: String(SETTINGS['scan.minTasks'].default) },
+    'rows-per-task': { type: 'string', default: String(SETTINGS['scan.rowsPerTask'].default) },
     keyspace: { type: 'string', default: 'bench_sync' },
     'seed-concurrency': { type: 'string', default: '512' },
     // Internal: what a child process measures.
@@ -88,6 +92,10 @@ const workerIds = Math.min(users, whole('worker-ids', values['worker-ids']));
 const concurrency = whole('concurrency', values.concurrency);
 const scanConcurrency = whole('scan-concurrency', values['scan-concurrency']);
 const fetchSize = whole('fetch-size', values['fetch-size']);
+const plan = {
+  minTasks: whole('min-tasks', values['min-tasks']),
+  rowsPerTask: whole('rows-per-task', values['rows-per-task']),
+};
 const seedConcurrency = whole('seed-concurrency', values['seed-concurrency']);
 const baseKeyspace = values.keyspace!;
 if (!/^\w+$/.test(baseKeyspace)) throw new Error('--keyspace expects a keyspace name');
@@ -165,7 +173,7 @@ async function fanOut(
   const started = performance.now();
   const run = benchRun();
   const source = new CassandraIdSource(client);
-  const ranges = await planRanges(source, ks, 'user');
+  const ranges = await planRanges(source, ks, 'user', { ...plan, blockSize: BLOCK_SIZE });
   let next = 0;
   let ids = 0;
   let blocks = 0;
@@ -320,11 +328,13 @@ function measure(role: string, args: string[], env: NodeJS.ProcessEnv = {}): Pro
 
 /** Exact row count, range by range (server-side counts: nothing but the numbers crosses the wire). */
 async function countUsers(client: CassandraClient, ks: string): Promise<number> {
-  const ranges = await planRanges(new CassandraIdSource(client), ks, 'user', { splitsPerRange: 4 });
+  // Small sub-ranges, few at once: a count(*) is a full read of its range, and a loaded node times out
+  // on large ones.
+  const ranges = await planRanges(new CassandraIdSource(client), ks, 'user', { splitsPerRange: 16 });
   let next = 0;
   let total = 0;
   await Promise.all(
-    Array.from({ length: 8 }, async () => {
+    Array.from({ length: 2 }, async () => {
       while (next < ranges.length) {
         const r = ranges[next++]!;
         const start = cassandra.types.Long.fromString(r.start);
@@ -417,6 +427,10 @@ async function parent(): Promise<void> {
       String(fetchSize),
       '--scan-concurrency',
       String(scanConcurrency),
+      '--min-tasks',
+      String(plan.minTasks),
+      '--rows-per-task',
+      String(plan.rowsPerTask),
     ];
     const workerArgs = [
       '--endpoint',
