@@ -128,35 +128,51 @@ function requestOn(
 }
 
 export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi {
-  validateAdminApiOptions(opts);
-  registerSecret(opts.password);
-  registerSecret(opts.clientSecret);
-  const base = opts.baseUrl.replace(/\/+$/, '');
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const maxRetries = opts.maxRetries ?? 3;
-  const retryBaseMs = opts.retryBaseMs ?? 200;
-  const max401 = opts.max401InARow ?? 10;
-  const concurrency = opts.concurrency ?? 4;
-  const log = opts.logger;
-  const dispatcher = new Agent({
-    connections: Math.max(concurrency, 2) + 2,
-    connect: { timeout: Math.min(timeoutMs, 10_000) },
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-  });
+  return new AdminApiClient(opts);
+}
 
-  let token: string | undefined;
-  let tokenExpiresAt = 0;
-  let tokenInFlight: Promise<string> | undefined;
-  let unauthorizedInARow = 0;
+type PolicyOutcome = { res: AdminResponse } | { error: string; retryable: boolean };
+
+class AdminApiClient implements KeycloakAdminApi {
+  readonly #opts: AdminApiOptions;
+  readonly #base: string;
+  readonly #maxRetries: number;
+  readonly #retryBaseMs: number;
+  readonly #max401: number;
+  readonly #concurrency: number;
+  readonly #dispatcher: Agent;
+  #token: string | undefined;
+  #tokenExpiresAt = 0;
+  #tokenInFlight: Promise<string> | undefined;
+  #unauthorizedInARow = 0;
+
+  constructor(opts: AdminApiOptions) {
+    validateAdminApiOptions(opts);
+    registerSecret(opts.password);
+    registerSecret(opts.clientSecret);
+    this.#opts = opts;
+    this.#base = opts.baseUrl.replace(/\/+$/, '');
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    this.#maxRetries = opts.maxRetries ?? 3;
+    this.#retryBaseMs = opts.retryBaseMs ?? 200;
+    this.#max401 = opts.max401InARow ?? 10;
+    this.#concurrency = opts.concurrency ?? 4;
+    this.#dispatcher = new Agent({
+      connections: Math.max(this.#concurrency, 2) + 2,
+      connect: { timeout: Math.min(timeoutMs, 10_000) },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+  }
 
   /** Exponential backoff with jitter, never earlier than a Retry-After (seconds or HTTP date), ≤ 30 s. */
-  const backoff = (attempt: number, retryAfter?: string | string[]): number => {
-    const exp = backoffMs(attempt, { minBackoffMs: retryBaseMs, maxBackoffMs: 5_000 });
+  #backoff(attempt: number, retryAfter?: string | string[]): number {
+    const exp = backoffMs(attempt, { minBackoffMs: this.#retryBaseMs, maxBackoffMs: 5_000 });
     return Math.min(Math.max(parseRetryAfter(retryAfter) ?? 0, exp), 30_000);
-  };
+  }
 
-  async function fetchToken(): Promise<string> {
+  #tokenForm(): URLSearchParams {
+    const opts = this.#opts;
     const form = new URLSearchParams({ client_id: opts.clientId });
     if (opts.clientSecret) {
       form.set('grant_type', 'client_credentials');
@@ -166,39 +182,37 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
       form.set('username', opts.username ?? '');
       form.set('password', opts.password ?? '');
     }
+    return form;
+  }
+
+  async #fetchToken(): Promise<string> {
+    const opts = this.#opts;
+    const base = this.#base;
+    const body = this.#tokenForm().toString();
     const url = `${base}/realms/${encodeURIComponent(opts.adminRealm)}/protocol/openid-connect/token`;
     for (let attempt = 0; ; attempt++) {
-      let status: number;
+      let res: Dispatcher.ResponseData;
       let text: string;
-      let retryAfter: string | string[] | undefined;
       try {
-        const res = await requestOn(dispatcher, url, {
+        res = await requestOn(this.#dispatcher, url, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: form.toString(),
+          body,
         });
-        status = res.statusCode;
-        retryAfter = res.headers['retry-after'];
         text = await res.body.text();
       } catch (err) {
-        if (attempt < maxRetries) {
-          await sleep(backoff(attempt));
+        if (attempt < this.#maxRetries) {
+          await sleep(this.#backoff(attempt));
           continue;
         }
         throw new KeycloakUnreachableError(`cannot reach Keycloak token endpoint ${url}: ${errorText(err)}`, {
           address: base,
         });
       }
-      if (status === 200) {
-        const body = JSON.parse(text) as { access_token?: string; expires_in?: number };
-        if (!body.access_token) throw new KeycloakRefusedError('Keycloak token response has no access_token');
-        registerSecret(body.access_token);
-        // Renew a little early so a long block does not run into expiry mid-way.
-        tokenExpiresAt = Date.now() + Math.max(5, (body.expires_in ?? 60) - 10) * 1000;
-        return body.access_token;
-      }
-      if (isRetryableStatus(status) && attempt < maxRetries) {
-        await sleep(backoff(attempt, retryAfter));
+      const status = res.statusCode;
+      if (status === 200) return this.#acceptToken(text);
+      if (isRetryableStatus(status) && attempt < this.#maxRetries) {
+        await sleep(this.#backoff(attempt, res.headers['retry-after']));
         continue;
       }
       if (isRetryableStatus(status)) {
@@ -212,29 +226,36 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
     }
   }
 
-  /** One token fetch at a time; callers that saw a 401 with an older token share the new one. */
-  async function currentToken(stale?: string): Promise<string> {
-    if (token && token !== stale && Date.now() < tokenExpiresAt) return token;
-    if (!tokenInFlight) {
-      tokenInFlight = fetchToken()
-        .then((t) => {
-          token = t;
-          return t;
-        })
-        .finally(() => {
-          tokenInFlight = undefined;
-        });
-    }
-    return tokenInFlight;
+  #acceptToken(text: string): string {
+    const body = JSON.parse(text) as { access_token?: string; expires_in?: number };
+    if (!body.access_token) throw new KeycloakRefusedError('Keycloak token response has no access_token');
+    registerSecret(body.access_token);
+    // Renew a little early so a long block does not run into expiry mid-way.
+    this.#tokenExpiresAt = Date.now() + Math.max(5, (body.expires_in ?? 60) - 10) * 1000;
+    return body.access_token;
   }
 
-  async function send(
+  /** One token fetch at a time; callers that saw a 401 with an older token share the new one. */
+  async #currentToken(stale?: string): Promise<string> {
+    if (this.#token && this.#token !== stale && Date.now() < this.#tokenExpiresAt) return this.#token;
+    this.#tokenInFlight ??= this.#fetchToken()
+      .then((t) => {
+        this.#token = t;
+        return t;
+      })
+      .finally(() => {
+        this.#tokenInFlight = undefined;
+      });
+    return this.#tokenInFlight;
+  }
+
+  async #send(
     method: Dispatcher.HttpMethod,
     path: string,
     bearer: string,
     body?: unknown,
   ): Promise<AdminResponse> {
-    const res = await requestOn(dispatcher, `${base}${path}`, {
+    const res = await requestOn(this.#dispatcher, `${this.#base}${path}`, {
       method,
       headers: {
         authorization: `Bearer ${bearer}`,
@@ -251,63 +272,81 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
     };
   }
 
+  /** Counts a 401 and stops the run when there were too many in a row (fresh tokens did not help). */
+  #unauthorized(): void {
+    this.#unauthorizedInARow++;
+    if (this.#unauthorizedInARow > this.#max401) {
+      throw new KeycloakRefusedError(
+        `Keycloak answered 401 Unauthorized ${this.#unauthorizedInARow} times in a row, even with fresh tokens; stopping`,
+      );
+    }
+  }
+
   /**
    * The status handling shared by every mutating call. Returns the final response for 2xx/404/other 4xx,
    * throws KeycloakRefusedError for 403 and for too many 401s; a retryable failure that outlasts the
    * retries is returned as an error string.
    */
-  async function callWithPolicy(
-    method: Dispatcher.HttpMethod,
-    path: string,
-  ): Promise<{ res: AdminResponse } | { error: string; retryable: boolean }> {
+  async #callWithPolicy(method: Dispatcher.HttpMethod, path: string): Promise<PolicyOutcome> {
+    const log = this.#opts.logger;
     let attempt = 0;
-    let bearer = await currentToken();
+    let bearer = await this.#currentToken();
     for (;;) {
       let res: AdminResponse;
       try {
-        res = await send(method, path, bearer);
+        res = await this.#send(method, path, bearer);
       } catch (err) {
-        if (attempt < maxRetries) {
-          await sleep(backoff(attempt++));
+        if (attempt < this.#maxRetries) {
+          await sleep(this.#backoff(attempt++));
           continue;
         }
         return { error: errorText(err), retryable: true };
       }
       if (res.status === 401) {
-        unauthorizedInARow++;
-        if (unauthorizedInARow > max401) {
-          throw new KeycloakRefusedError(
-            `Keycloak answered 401 Unauthorized ${unauthorizedInARow} times in a row, even with fresh tokens; stopping`,
-          );
-        }
-        log?.warn('Keycloak answered 401; fetching a new admin token', { path: method + ' ' + path });
-        bearer = await currentToken(bearer);
+        this.#unauthorized();
+        log?.warn('Keycloak answered 401; fetching a new admin token', { path: `${method} ${path}` });
+        bearer = await this.#currentToken(bearer);
         continue;
       }
-      unauthorizedInARow = 0;
+      this.#unauthorizedInARow = 0;
       if (res.status === 403) {
         throw new KeycloakRefusedError(
           `Keycloak answered 403 Forbidden to ${method} ${path}: the admin account lacks the privilege (e.g. realm-management manage-users); stopping the run`,
         );
       }
-      if (isRetryableStatus(res.status) && attempt < maxRetries) {
+      if (isRetryableStatus(res.status) && attempt < this.#maxRetries) {
         log?.warn('Keycloak call failed; retrying', {
-          path: method + ' ' + path,
+          path: `${method} ${path}`,
           status: res.status,
           attempt,
         });
-        await sleep(backoff(attempt++, res.headers['retry-after']));
+        await sleep(this.#backoff(attempt++, res.headers['retry-after']));
         continue;
       }
       return { res };
     }
   }
 
-  const usersPath = (realm: string, id: string): string =>
-    `/admin/realms/${encodeURIComponent(realm)}/users/${encodeURIComponent(id)}`;
+  async login(): Promise<void> {
+    await this.#currentToken();
+  }
 
-  async function deleteUser(realm: string, id: string): Promise<DeleteOutcome> {
-    const out = await callWithPolicy('DELETE', usersPath(realm, id));
+  async mayManageUser(realm: string, id: string): Promise<boolean | undefined> {
+    const out = await this.#callWithPolicy('GET', usersPath(realm, id));
+    if ('error' in out)
+      throw new KeycloakUnreachableError(
+        `cannot reach the Keycloak Admin API at ${this.#base}: ${out.error}`,
+        {
+          address: this.#base,
+        },
+      );
+    if (out.res.status !== 200) return undefined;
+    const access = (out.res.json() as { access?: { manage?: unknown } }).access;
+    return typeof access?.manage === 'boolean' ? access.manage : undefined;
+  }
+
+  async deleteUser(realm: string, id: string): Promise<DeleteOutcome> {
+    const out = await this.#callWithPolicy('DELETE', usersPath(realm, id));
     if ('error' in out) return { status: 'failed', error: out.error, retryable: out.retryable };
     const { res } = out;
     if (res.status === 204 || res.status === 200) return { status: 'deleted' };
@@ -316,54 +355,45 @@ export function createKeycloakAdminApi(opts: AdminApiOptions): KeycloakAdminApi 
     return { status: 'failed', error, retryable: isRetryableStatus(res.status) };
   }
 
-  return {
-    async login() {
-      await currentToken();
-    },
-    async mayManageUser(realm, id) {
-      const out = await callWithPolicy('GET', usersPath(realm, id));
-      if ('error' in out)
-        throw new KeycloakUnreachableError(`cannot reach the Keycloak Admin API at ${base}: ${out.error}`, {
-          address: base,
-        });
-      if (out.res.status !== 200) return undefined;
-      const access = (out.res.json() as { access?: { manage?: unknown } }).access;
-      return typeof access?.manage === 'boolean' ? access.manage : undefined;
-    },
-    deleteUser,
-    async deleteUsers(realm, ids) {
-      const result: DeleteUsersResult = { deleted: [], notFound: [], failed: [] };
-      try {
-        await mapLimit(ids, concurrency, async (id) => {
-          const outcome = await deleteUser(realm, id);
-          if (outcome.status === 'deleted') result.deleted.push(id);
-          else if (outcome.status === 'not-found') result.notFound.push(id);
-          else result.failed.push({ id, error: outcome.error, retryable: outcome.retryable });
-        });
-      } catch (err) {
-        if (err instanceof KeycloakRefusedError || err instanceof KeycloakUnreachableError) {
-          throw new DeletionStopped(err, { ...result, refused: [] });
-        }
-        throw err;
+  async deleteUsers(realm: string, ids: readonly string[]): Promise<DeleteUsersResult> {
+    const result: DeleteUsersResult = { deleted: [], notFound: [], failed: [] };
+    try {
+      await mapLimit(ids, this.#concurrency, async (id) => {
+        const outcome = await this.deleteUser(realm, id);
+        if (outcome.status === 'deleted') result.deleted.push(id);
+        else if (outcome.status === 'not-found') result.notFound.push(id);
+        else result.failed.push({ id, error: outcome.error, retryable: outcome.retryable });
+      });
+    } catch (err) {
+      if (err instanceof KeycloakRefusedError || err instanceof KeycloakUnreachableError) {
+        throw new DeletionStopped(err, { ...result, refused: [] });
       }
-      return result;
-    },
-    async clearUserCache(realm) {
-      const out = await callWithPolicy('POST', `/admin/realms/${encodeURIComponent(realm)}/clear-user-cache`);
-      if ('error' in out) throw new Error(`clearing the user cache of realm "${realm}" failed: ${out.error}`);
-      if (out.res.status >= 300) {
-        throw new Error(
-          `clearing the user cache of realm "${realm}" failed: HTTP ${out.res.status} ${snippet(out.res.text)}`,
-        );
-      }
-    },
-    async adminRequest(method, path, body) {
-      let res = await send(method, path, await currentToken(), body);
-      if (res.status === 401) res = await send(method, path, await currentToken(token), body);
-      return res;
-    },
-    async close() {
-      await dispatcher.close();
-    },
-  };
+      throw err;
+    }
+    return result;
+  }
+
+  async clearUserCache(realm: string): Promise<void> {
+    const what = `clearing the user cache of realm "${realm}" failed`;
+    const out = await this.#callWithPolicy(
+      'POST',
+      `/admin/realms/${encodeURIComponent(realm)}/clear-user-cache`,
+    );
+    if ('error' in out) throw new Error(`${what}: ${out.error}`);
+    if (out.res.status >= 300) throw new Error(`${what}: HTTP ${out.res.status} ${snippet(out.res.text)}`);
+  }
+
+  async adminRequest(method: Dispatcher.HttpMethod, path: string, body?: unknown): Promise<AdminResponse> {
+    let res = await this.#send(method, path, await this.#currentToken(), body);
+    if (res.status === 401) res = await this.#send(method, path, await this.#currentToken(this.#token), body);
+    return res;
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher.close();
+  }
+}
+
+function usersPath(realm: string, id: string): string {
+  return `/admin/realms/${encodeURIComponent(realm)}/users/${encodeURIComponent(id)}`;
 }
