@@ -131,7 +131,9 @@ async function waitHealthy(
   try {
     let reason: string | null = 'not checked yet';
     while (Date.now() < deadline) {
-      if (pid !== null && !isAlive(pid)) {
+      // Checked twice, a moment apart: a process that is switching user and exec'ing (setpriv → java)
+      // can look gone to a single /proc read.
+      if (pid !== null && !isAlive(pid) && !(await aliveAfter(pid, 500))) {
         throw new ServiceError(
           `${def.name} exited during startup: ${lastErrorLine(ctx.logFile)} (see ${rel(ctx.logFile)})`,
         );
@@ -156,6 +158,11 @@ async function waitHealthy(
   } finally {
     board.waiting.delete(def.name);
   }
+}
+
+async function aliveAfter(pid: number, ms: number): Promise<boolean> {
+  await sleep(ms);
+  return isAlive(pid);
 }
 
 /** Fails with one line naming the port and service when a port we need is taken by someone else. */
