@@ -218,34 +218,54 @@ const everConnected = (client: CassandraClient): boolean =>
  * the client's retry window. A paged read passes its `pageState` in `options`, so a retried page starts
  * where the failed one did. Errors come out on the taxonomy (see `cassandraError`).
  */
-export async function executeIdempotent(
+export function executeIdempotent(
   client: CassandraClient,
   query: string,
   params: unknown[] = [],
   options: cassandra.QueryOptions = {},
 ): Promise<ResultSet> {
+  return rideOutBlips(client, () =>
+    client.execute(query, params as cassandra.ArrayOrObject, {
+      prepare: true,
+      ...options,
+      isIdempotent: true,
+    }),
+  );
+}
+
+/**
+ * An unlogged batch of idempotent upserts, with the same outage handling. Meant for rows of one
+ * partition: Cassandra applies them as one mutation, and such batches are exempt from its batch size
+ * limits (CASSANDRA-10876).
+ */
+export function batchIdempotent(
+  client: CassandraClient,
+  queries: Array<{ query: string; params: unknown[] }>,
+): Promise<ResultSet> {
+  return rideOutBlips(client, () =>
+    client.batch(queries as Array<{ query: string; params: cassandra.ArrayOrObject }>, {
+      prepare: true,
+      logged: false,
+      isIdempotent: true,
+    }),
+  );
+}
+
+async function rideOutBlips(client: CassandraClient, call: () => Promise<ResultSet>): Promise<ResultSet> {
   const info = infoOf(client);
   const window = deadline(info.retryWindowMs);
   try {
-    const rs = await withRetry(
-      () =>
-        client.execute(query, params as cassandra.ArrayOrObject, {
-          prepare: true,
-          ...options,
-          isIdempotent: true,
-        }),
-      {
-        policy: BLIP_RETRY,
-        retryable: (err) => isCassandraBlip(err) && everConnected(client) && !window.passed(),
-        onRetry: ({ error }) => {
-          if (info.outageSince !== undefined) return;
-          info.outageSince = Date.now();
-          info.log(
-            `cassandra: ${info.address} not answering (${oneLine(error)}); retrying for up to ${Math.round(info.retryWindowMs / 1000)} s`,
-          );
-        },
+    const rs = await withRetry(call, {
+      policy: BLIP_RETRY,
+      retryable: (err) => isCassandraBlip(err) && everConnected(client) && !window.passed(),
+      onRetry: ({ error }) => {
+        if (info.outageSince !== undefined) return;
+        info.outageSince = Date.now();
+        info.log(
+          `cassandra: ${info.address} not answering (${oneLine(error)}); retrying for up to ${Math.round(info.retryWindowMs / 1000)} s`,
+        );
       },
-    );
+    });
     if (info.outageSince !== undefined) {
       info.log(
         `cassandra: ${info.address} answering again after ${Math.round((Date.now() - info.outageSince) / 1000)} s`,

@@ -10,9 +10,17 @@
  */
 
 import cassandra from 'cassandra-driver';
-import { type CassandraClient, executeIdempotent, pagedRows, type Row } from '#shared/clients/cassandra.ts';
+import {
+  batchIdempotent,
+  type CassandraClient,
+  executeIdempotent,
+  pagedRows,
+  type Row,
+} from '#shared/clients/cassandra.ts';
 import { ConfigError } from '#shared/config.ts';
 import { forEachLimit } from '#shared/core/concurrency.ts';
+import { GroupCommit } from '#shared/core/group-commit.ts';
+import { decodeIds, encodeIds } from '#shared/sync/ids.ts';
 import { type RunSettings, runExtras, runExtrasFrom } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
@@ -44,8 +52,8 @@ export function ledgerTables(ks: string): string[] {
       PRIMARY KEY (run_id, range_no)
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
     `CREATE TABLE IF NOT EXISTS ${ks}.run_blocks (
-      run_id text, range_no int, chunk int, seq int, stage text, status text, ids list<text>,
-      failed_ids list<text>, reason text, attempts int, http_status int, response text, context text,
+      run_id text, range_no int, chunk int, seq int, stage text, status text, ids_packed blob,
+      failed_packed blob, reason text, attempts int, http_status int, response text, context text,
       updated_at timestamp,
       PRIMARY KEY ((run_id, range_no, chunk), stage, seq)
     ) WITH default_time_to_live = ${TTL_SECONDS}`,
@@ -59,7 +67,27 @@ export function ledgerTables(ks: string): string[] {
 export const LEDGER_COLUMNS: ReadonlyArray<{ table: string; column: string; type: string }> = [
   { table: 'run_ranges', column: 'checkpoint', type: 'text' },
   { table: 'run_blocks', column: 'context', type: 'text' },
+  // Ids as one cell per block (`encodeIds`: 16 bytes per UUID); ledgers from 0.1 also hold them in the
+  // list columns `ids` / `failed_ids`, which are still read for their rows.
+  { table: 'run_blocks', column: 'ids_packed', type: 'blob' },
+  { table: 'run_blocks', column: 'failed_packed', type: 'blob' },
 ];
+
+/** Outcomes written together (one unlogged batch per partition) while earlier writes are in flight. */
+const OUTCOMES_PER_WRITE = 16;
+const OUTCOME_WRITES_IN_FLIGHT = 2;
+
+const BLOCK_COLUMNS =
+  'run_id, range_no, chunk, seq, stage, status, ids_packed, failed_packed, reason, attempts, http_status, response, context, updated_at';
+
+interface OutcomeRow {
+  runId: string;
+  outcome: BlockOutcome;
+  at: Date;
+}
+
+const partitionOf = (r: OutcomeRow): string =>
+  `${r.runId}\u0000${r.outcome.rangeNo}\u0000${Math.floor(r.outcome.seq / BLOCKS_PER_CHUNK)}`;
 
 function toRunRecord(r: Row): RunRecord {
   const params = JSON.parse(r.params ?? '{}') as Record<string, unknown>;
@@ -92,6 +120,10 @@ export class CassandraRunLedger implements RunLedger {
   readonly client: CassandraClient;
   readonly ks: string;
   readonly #trackPending: boolean;
+  readonly #outcomes = new GroupCommit<OutcomeRow>((rows) => this.#writeOutcomes(rows), {
+    maxBatch: OUTCOMES_PER_WRITE,
+    maxInFlight: OUTCOME_WRITES_IN_FLIGHT,
+  });
 
   constructor(client: CassandraClient, keyspace: string, opts: CassandraLedgerOptions = {}) {
     this.client = client;
@@ -244,7 +276,7 @@ export class CassandraRunLedger implements RunLedger {
       // IF NOT EXISTS: a block that already has an outcome (a re-scanned page on resume) keeps it.
       await forEachLimit(blocks, 16, async (b) => {
         await this.client.execute(
-          `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, attempts, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) IF NOT EXISTS`,
+          `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids_packed, failed_packed, attempts, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) IF NOT EXISTS`,
           [
             runId,
             b.rangeNo,
@@ -252,8 +284,8 @@ export class CassandraRunLedger implements RunLedger {
             b.seq,
             'sync',
             'pending',
-            b.ids,
-            [],
+            encodeIds(b.ids),
+            null,
             0,
             b.context ? JSON.stringify(b.context) : null,
             new Date(),
@@ -264,26 +296,25 @@ export class CassandraRunLedger implements RunLedger {
     if (progress) await this.#setRange(runId, progress);
   }
 
-  async recordBlock(runId: string, b: BlockOutcome): Promise<void> {
-    await executeIdempotent(
-      this.client,
-      `INSERT INTO ${this.ks}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, reason, attempts, http_status, response, context, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-      [
-        runId,
-        b.rangeNo,
-        Math.floor(b.seq / BLOCKS_PER_CHUNK),
-        b.seq,
-        b.stage,
-        b.status,
-        b.ids,
-        b.failedIds,
-        b.reason,
-        b.attempts,
-        b.httpStatus,
-        b.response?.slice(0, MAX_RESPONSE_CHARS) ?? null,
-        b.context ? JSON.stringify(b.context) : null,
-        new Date(),
-      ],
+  /**
+   * One row per block outcome, written with group commit: outcomes that arrive while earlier writes are
+   * in flight go out together, one unlogged batch per (run, range, chunk) partition — one mutation each.
+   * The caller still waits until its own row is written.
+   */
+  recordBlock(runId: string, outcome: BlockOutcome): Promise<void> {
+    return this.#outcomes.submit({ runId, outcome, at: new Date() });
+  }
+
+  async #writeOutcomes(rows: OutcomeRow[]): Promise<void> {
+    const query = `INSERT INTO ${this.ks}.run_blocks (${BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`;
+    const byPartition = Map.groupBy(rows, partitionOf);
+    await Promise.all(
+      [...byPartition.values()].map((group) => {
+        const statements = group.map((r) => ({ query, params: outcomeParams(r) }));
+        return statements.length === 1
+          ? executeIdempotent(this.client, query, statements[0]!.params)
+          : batchIdempotent(this.client, statements);
+      }),
     );
   }
 
@@ -310,8 +341,8 @@ export class CassandraRunLedger implements RunLedger {
             seq: r.seq,
             stage: r.stage,
             status: r.status,
-            ids: r.ids ?? [],
-            failedIds: r.failed_ids ?? [],
+            ids: r.ids_packed != null ? decodeIds(r.ids_packed) : (r.ids ?? []),
+            failedIds: r.failed_packed != null ? decodeIds(r.failed_packed) : (r.failed_ids ?? []),
             reason: r.reason,
             attempts: r.attempts ?? 0,
             httpStatus: r.http_status,
@@ -324,4 +355,23 @@ export class CassandraRunLedger implements RunLedger {
       }
     }
   }
+}
+
+function outcomeParams({ runId, outcome: b, at }: OutcomeRow): unknown[] {
+  return [
+    runId,
+    b.rangeNo,
+    Math.floor(b.seq / BLOCKS_PER_CHUNK),
+    b.seq,
+    b.stage,
+    b.status,
+    encodeIds(b.ids),
+    encodeIds(b.failedIds),
+    b.reason,
+    b.attempts,
+    b.httpStatus,
+    b.response?.slice(0, MAX_RESPONSE_CHARS) ?? null,
+    b.context ? JSON.stringify(b.context) : null,
+    at,
+  ];
 }

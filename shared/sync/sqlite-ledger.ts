@@ -1,11 +1,12 @@
 /**
  * The embedded run ledger (SQLite in the CLI's state directory, `shared/clients/sqlite.ts`): the default for
  * CLI runs, so `sync`, `retry`, `resume`, `report` and `runs` need nothing but read access to the scanned
- * tables. Ids are kept compactly (one newline-joined text per block); pending blocks are recorded before
+ * tables. Ids are kept compactly (one text per block, `packIds`); pending blocks are recorded before
  * they are sent, so `resume` finds every block whose outcome is unknown.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { transaction } from '#shared/clients/sqlite.ts';
+import { packIds, unpackIds } from '#shared/sync/ids.ts';
 import { type RunSettings, runExtras, runExtrasFrom } from '#shared/sync/messages.ts';
 import type {
   BlockOutcome,
@@ -20,9 +21,6 @@ import type {
 
 type SqlRow = Record<string, unknown>;
 
-const joinIds = (ids: readonly string[]): string => ids.join('\n');
-const splitIds = (text: unknown): string[] =>
-  typeof text === 'string' && text !== '' ? text.split('\n') : [];
 const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
 
 function toRunRecord(r: SqlRow): RunRecord {
@@ -51,8 +49,8 @@ function toOutcome(r: SqlRow): BlockOutcome {
     seq: Number(r.seq),
     stage: String(r.stage),
     status: r.status as BlockOutcome['status'],
-    ids: splitIds(r.ids),
-    failedIds: splitIds(r.failed_ids),
+    ids: unpackIds(r.ids),
+    failedIds: unpackIds(r.failed_ids),
     reason: (r.reason as string | null) ?? null,
     attempts: Number(r.attempts ?? 0),
     httpStatus: (r.http_status as number | null) ?? null,
@@ -183,7 +181,7 @@ export class SqliteRunLedger implements RunLedger {
     const now = Date.now();
     transaction(this.db, () => {
       for (const b of blocks)
-        this.#stmt.pending!.run(runId, b.rangeNo, b.seq, joinIds(b.ids), json(b.context), now);
+        this.#stmt.pending!.run(runId, b.rangeNo, b.seq, packIds(b.ids), json(b.context), now);
       if (progress) this.#setRange(runId, progress);
     });
   }
@@ -195,8 +193,8 @@ export class SqliteRunLedger implements RunLedger {
       b.rangeNo,
       b.seq,
       b.status,
-      joinIds(b.ids),
-      joinIds(b.failedIds),
+      packIds(b.ids),
+      packIds(b.failedIds),
       b.reason,
       b.attempts,
       b.httpStatus,

@@ -1,5 +1,6 @@
 /** Each shared adapter against its real server. */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import cassandra from 'cassandra-driver';
@@ -12,6 +13,8 @@ import {
 import { createPgPool } from '#shared/clients/postgres.ts';
 import { MemoryQueue } from '#shared/queue/queue.ts';
 import { SqsQueue } from '#shared/queue/sqs.ts';
+import { BLOCKS_PER_CHUNK, CassandraRunLedger } from '#shared/sync/cassandra-ledger.ts';
+import type { BlockOutcome, RangeProgress } from '#shared/sync/ports.ts';
 import { isolatedKeyspaces } from '#test/helpers/cassandra.ts';
 import { drain, isolatedQueue, testSqs } from '#test/helpers/sqs.ts';
 
@@ -71,6 +74,94 @@ describe('Cassandra client factory', () => {
         );
     } finally {
       await Promise.all([withAuth.shutdown(), without.shutdown()]);
+    }
+  });
+});
+
+describe('Cassandra run ledger', () => {
+  const outcome = (rangeNo: number, seq: number, ids: string[], failed: string[] = []): BlockOutcome => ({
+    rangeNo,
+    seq,
+    stage: 'sync',
+    status: failed.length ? 'failed' : 'succeeded',
+    ids,
+    failedIds: failed,
+    reason: failed.length ? 'HTTP 500' : null,
+    attempts: 1,
+    httpStatus: failed.length ? 500 : 200,
+    response: null,
+  });
+  const range = (rangeNo: number, blocks: number): RangeProgress => ({
+    rangeNo,
+    start: '0',
+    end: '1',
+    ids: 0,
+    blocks,
+    done: true,
+    hops: 0,
+  });
+
+  test('concurrent outcomes are written in groups (one batch per partition) and all read back exactly', async () => {
+    const iso = await isolatedKeyspaces('ledgergc', ['ops']);
+    const ledger = new CassandraRunLedger(iso.client, iso.ks.ops);
+    let batches = 0;
+    const batch = iso.client.batch.bind(iso.client);
+    iso.client.batch = ((...args: Parameters<typeof batch>) => {
+      batches++;
+      return batch(...args);
+    }) as typeof batch;
+    try {
+      // Three ranges; range 1 crosses a chunk boundary, so one group may span two partitions.
+      const written: BlockOutcome[] = [];
+      for (let seq = 0; seq < 60; seq++) written.push(outcome(0, seq, [randomUUID(), randomUUID()]));
+      for (let seq = BLOCKS_PER_CHUNK - 30; seq < BLOCKS_PER_CHUNK + 30; seq++)
+        written.push(outcome(1, seq, [`r1-${seq}`], seq % 7 === 0 ? [`r1-${seq}`] : []));
+      written.push(outcome(2, 0, ['odd\nid', '[bracketed'], ['odd\nid']));
+      await Promise.all(written.map((o) => ledger.recordBlock('run-gc', o)));
+      assert.ok(batches > 0, 'outcomes that arrived together were written as batches');
+
+      const read: BlockOutcome[] = [];
+      for await (const b of ledger.blocks('run-gc', 'sync', [
+        range(0, 60),
+        range(1, BLOCKS_PER_CHUNK + 30),
+        range(2, 1),
+      ]))
+        read.push(b);
+      const key = (b: BlockOutcome) => `${b.rangeNo}/${b.seq}`;
+      const byKey = new Map(read.map((b) => [key(b), b]));
+      assert.equal(read.length, written.length, 'every outcome was written once');
+      for (const w of written) {
+        const r = byKey.get(key(w));
+        assert.ok(r, `block ${key(w)} read back`);
+        assert.deepEqual(r.ids, w.ids);
+        assert.deepEqual(r.failedIds, w.failedIds);
+        assert.equal(r.status, w.status);
+      }
+    } finally {
+      iso.client.batch = batch;
+      await iso.drop();
+    }
+  });
+
+  test('rows written by 0.1 (ids in list columns) still read back after migrate adds the packed columns', async () => {
+    const iso = await isolatedKeyspaces('ledgerold', ['ops']);
+    const ledger = new CassandraRunLedger(iso.client, iso.ks.ops);
+    try {
+      await iso.client.execute(
+        `ALTER TABLE ${iso.ks.ops}.run_blocks ADD (ids list<text>, failed_ids list<text>)`,
+      );
+      await iso.client.execute(
+        `INSERT INTO ${iso.ks.ops}.run_blocks (run_id, range_no, chunk, seq, stage, status, ids, failed_ids, attempts) VALUES (?,?,?,?,?,?,?,?,?)`,
+        ['old-run', 0, 0, 0, 'sync', 'failed', ['u1', 'u2'], ['u2'], 1],
+        { prepare: true },
+      );
+      const read: BlockOutcome[] = [];
+      for await (const b of ledger.blocks('old-run', 'sync', [range(0, 1)])) read.push(b);
+      assert.equal(read.length, 1);
+      assert.deepEqual(read[0]!.ids, ['u1', 'u2']);
+      assert.deepEqual(read[0]!.failedIds, ['u2']);
+    } finally {
+      await iso.drop();
     }
   });
 });

@@ -17,6 +17,7 @@ import {
   RunFailedError,
   ServiceUnavailableError,
 } from '#shared/core/errors.ts';
+import { GroupCommit } from '#shared/core/group-commit.ts';
 import { once } from '#shared/core/once.ts';
 import {
   backoffMs,
@@ -212,6 +213,66 @@ describe('bounded concurrency', () => {
   test('an empty list and a limit of 0 are fine', async () => {
     assert.deepEqual(await mapLimit([], 4, async () => 1), []);
     assert.deepEqual(await mapLimit([1, 2], 0, async (n) => n), [1, 2]);
+  });
+});
+
+describe('group commit', () => {
+  test('an idle writer writes at once; items submitted meanwhile go out together in the next write', async () => {
+    const writes: number[][] = [];
+    const gates: Array<() => void> = [];
+    const gc = new GroupCommit<number>(
+      async (items) => {
+        writes.push(items);
+        await new Promise<void>((r) => gates.push(r));
+      },
+      { maxBatch: 3, maxInFlight: 1 },
+    );
+    const done: number[] = [];
+    const all = [1, 2, 3, 4, 5, 6].map((n) => gc.submit(n).then(() => done.push(n)));
+    assert.deepEqual(writes, [[1]], 'the first item is written alone, without waiting for others');
+    gates.shift()!();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(writes, [[1], [2, 3, 4]], 'the next write carries up to maxBatch waiting items');
+    assert.deepEqual(done, [1], 'an item settles only when its own write is done');
+    gates.shift()!();
+    await new Promise((r) => setImmediate(r));
+    gates.shift()!();
+    await Promise.all(all);
+    assert.deepEqual(writes, [[1], [2, 3, 4], [5, 6]]);
+    assert.deepEqual(done, [1, 2, 3, 4, 5, 6]);
+  });
+
+  test('a failed write rejects every item it carried, and later writes go on', async () => {
+    let calls = 0;
+    const gc = new GroupCommit<string>(
+      async (items) => {
+        calls++;
+        if (items.includes('bad')) throw new Error('write refused');
+      },
+      { maxBatch: 10, maxInFlight: 1 },
+    );
+    const first = gc.submit('ok');
+    const second = gc.submit('bad');
+    const third = gc.submit('also carried');
+    await first;
+    await assert.rejects(second, /write refused/);
+    await assert.rejects(
+      third,
+      /write refused/,
+      'the item that shared the failed write is not reported done',
+    );
+    await gc.submit('later');
+    assert.equal(calls, 3);
+  });
+
+  test('a writer that throws synchronously rejects instead of crashing', async () => {
+    const gc = new GroupCommit<number>(
+      (() => {
+        throw new Error('sync throw');
+      }) as unknown as (items: number[]) => Promise<void>,
+      { maxBatch: 2, maxInFlight: 2 },
+    );
+    await assert.rejects(gc.submit(1), /sync throw/);
   });
 });
 

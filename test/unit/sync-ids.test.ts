@@ -3,7 +3,15 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { IdFileError, normaliseIds, readIdFile } from '#shared/sync/ids.ts';
+import {
+  decodeIds,
+  encodeIds,
+  IdFileError,
+  normaliseIds,
+  packIds,
+  readIdFile,
+  unpackIds,
+} from '#shared/sync/ids.ts';
 import { talendRecord } from '#shared/sync/talend-log.ts';
 
 describe('id files', () => {
@@ -33,6 +41,57 @@ describe('id files', () => {
 
   test('ids keep their order of first appearance', () => {
     assert.deepEqual(normaliseIds(['z', 'a', 'z', 'm']).ids, ['z', 'a', 'm']);
+  });
+});
+
+describe('packed ids (one text per block in the ledgers)', () => {
+  test('round-trips ordinary ids as newline-joined text, and an empty list as empty text', () => {
+    const ids = ['a1b2', '0123456789', 'user-3'];
+    assert.equal(packIds(ids), 'a1b2\n0123456789\nuser-3');
+    assert.deepEqual(unpackIds(packIds(ids)), ids);
+    assert.equal(packIds([]), '');
+    assert.deepEqual(unpackIds(''), []);
+    assert.deepEqual(unpackIds(null), []);
+  });
+
+  test('ids a newline join could not keep (a newline inside, a leading "[") round-trip as JSON', () => {
+    for (const ids of [
+      ['odd\nid', 'b'],
+      ['[x', 'y'],
+      ['a', 'b\r\n'],
+    ]) {
+      assert.deepEqual(unpackIds(packIds(ids)), ids);
+    }
+  });
+});
+
+describe("encoded ids (the Cassandra ledger's blob cells)", () => {
+  const uuids = ['0f8fad5b-d9cb-469f-a165-70867728950e', '7c9e6679-7425-40de-944b-e07fc1f90ae7'];
+
+  test('canonical UUIDs take 16 bytes each and round-trip exactly', () => {
+    const bytes = encodeIds(uuids);
+    assert.equal(bytes.length, 1 + 16 * uuids.length);
+    assert.deepEqual(decodeIds(bytes), uuids);
+  });
+
+  test('anything else (organisation ids, upper case, a mix) round-trips as text', () => {
+    for (const ids of [
+      ['0123456789', 'org-2'],
+      [uuids[0]!.toUpperCase()],
+      [uuids[0]!, 'plain'],
+      ['odd\nid'],
+    ]) {
+      const bytes = encodeIds(ids);
+      assert.deepEqual(decodeIds(bytes), ids);
+    }
+  });
+
+  test('an empty list is an empty cell; a cell of unknown format is an error, not wrong ids', () => {
+    assert.equal(encodeIds([]).length, 0);
+    assert.deepEqual(decodeIds(Buffer.alloc(0)), []);
+    assert.deepEqual(decodeIds(null), []);
+    assert.throws(() => decodeIds(Buffer.of(9, 1, 2)), /unknown id encoding/);
+    assert.throws(() => decodeIds(Buffer.of(1, 1, 2)), /unknown id encoding/);
   });
 });
 
