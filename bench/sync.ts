@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- sync [--users 1000000] [--rounds 3] [--worker-ids 200000] [--concurrency 8]`
+ * `npm run bench -- sync [--users 1000000] [--rounds 3] [--worker-ids 1000000] [--concurrency 8]
+ *    [--steps raw-scan,scan-noop,fanout-sqs,fanout-sqs-small,worker-raw,worker-ours,worker-ledger]`
  *
  * The sync job's throughput against baselines measured in the same run, interleaved round by round,
  * each measurement in a fresh child process (so one cannot warm or pollute another), medians reported:
@@ -9,7 +10,8 @@
  *   and the same scan into a no-op queue, against one raw `SELECT id FROM ks.user` stream paged through
  *   with cassandra-driver;
  * - worker: `processBlock` (with and without the ledger) against the Sync API stand-in running in its
- *   own process, against a bare undici POST loop sending the same request bodies, same concurrency;
+ *   own process, against a bare undici POST loop sending the same request bodies, same concurrency
+ *   (a million ids by default: shorter runs measure the JIT warming up more than the loop);
  * - memory: peak RSS (VmHWM) of the ElasticMQ fan-out at two table sizes (a tenth of --users, and
  *   --users), which should be flat: the scan holds about one page per concurrent range.
  *
@@ -59,7 +61,7 @@ const { values } = parseArgs({
     users: { type: 'string', default: '1000000' },
     'small-users': { type: 'string' },
     rounds: { type: 'string', default: '3' },
-    'worker-ids': { type: 'string', default: '200000' },
+    'worker-ids': { type: 'string', default: '1000000' },
     concurrency: { type: 'string', default: '8' },
     'scan-concurrency': { type: 'string', default: '4' },
     'fetch-size': { type: 'string', default: String(DEFAULT_FETCH_SIZE) },
@@ -67,6 +69,8 @@ const { values } = parseArgs({
     'min-tasks': { type: 'string', default: String(SETTINGS['scan.minTasks'].default) },
     'rows-per-task': { type: 'string', default: String(SETTINGS['scan.rowsPerTask'].default) },
     keyspace: { type: 'string', default: 'bench_sync' },
+    // Which measurements to run (comma-separated step names; default all).
+    steps: { type: 'string' },
     'seed-concurrency': { type: 'string', default: '512' },
     // Internal: what a child process measures.
     role: { type: 'string' },
@@ -96,6 +100,26 @@ const plan = {
   minTasks: whole('min-tasks', values['min-tasks']),
   rowsPerTask: whole('rows-per-task', values['rows-per-task']),
 };
+const STEP_NAMES = [
+  'raw-scan',
+  'scan-noop',
+  'fanout-sqs',
+  'fanout-sqs-small',
+  'worker-raw',
+  'worker-ours',
+  'worker-ledger',
+] as const;
+type StepName = (typeof STEP_NAMES)[number];
+const SCAN_STEPS: readonly StepName[] = ['raw-scan', 'scan-noop', 'fanout-sqs', 'fanout-sqs-small'];
+const steps = new Set<StepName>(
+  (values.steps?.split(',').map((x) => x.trim()) ?? STEP_NAMES).map((name) => {
+    if (!(STEP_NAMES as readonly string[]).includes(name)) {
+      console.error(`bench sync: --steps expects names from ${STEP_NAMES.join(', ')}; got "${name}"`);
+      process.exit(2);
+    }
+    return name as StepName;
+  }),
+);
 const seedConcurrency = whole('seed-concurrency', values['seed-concurrency']);
 const baseKeyspace = values.keyspace!;
 if (!/^\w+$/.test(baseKeyspace)) throw new Error('--keyspace expects a keyspace name');
@@ -262,6 +286,28 @@ async function workerOurs(
   return { ids: blocks.reduce((n, b) => n + b.ids.length, 0), blocks: blocks.length, ms };
 }
 
+/**
+ * The ledger as a worker has it after its first block: connected, its statement prepared. (A run is
+ * millions of ids; the one-off connect and prepare would otherwise weigh on a measurement of seconds.)
+ */
+async function warmLedger(client: CassandraClient): Promise<RunLedger> {
+  const ledger = new CassandraRunLedger(client, opsKeyspace);
+  const [first] = benchBlocks(BLOCK_SIZE);
+  await ledger.recordBlock(`warm-up-${randomBytes(4).toString('hex')}`, {
+    rangeNo: 0,
+    seq: 0,
+    stage: 'sync',
+    status: 'succeeded',
+    ids: first!.ids,
+    failedIds: [],
+    reason: null,
+    attempts: 1,
+    httpStatus: 200,
+    response: null,
+  });
+  return ledger;
+}
+
 async function child(role: string): Promise<void> {
   let sampled = process.memoryUsage.rss();
   let heap = 0;
@@ -284,8 +330,7 @@ async function child(role: string): Promise<void> {
       const blocks = benchBlocks(Number(values.ids));
       if (role === 'worker-raw') m = await workerRaw(values.endpoint!, blocks);
       else if (role === 'worker-ours') m = await workerOurs(values.endpoint!, blocks, undefined);
-      else if (role === 'worker-ledger')
-        m = await workerOurs(values.endpoint!, blocks, new CassandraRunLedger(client, opsKeyspace));
+      else if (role === 'worker-ledger') m = await workerOurs(values.endpoint!, blocks, await warmLedger(client));
       else throw new Error(`unknown role ${role}`);
     }
   } finally {
@@ -406,144 +451,87 @@ async function withBenchQueue<T>(sqs: SQSClient, fn: (url: string) => Promise<T>
 const rate = (m: Measurement): number => m.ids / (m.ms / 1000);
 const fmt = (n: number): string => Math.round(n).toLocaleString('en');
 
+interface Step {
+  name: StepName;
+  run: () => Promise<Measurement>;
+}
+
+/** Everything a measurement needs from the parent: the seeded keyspaces, the stand-in, SQS. */
+interface BenchRig {
+  client: CassandraClient;
+  sqs: SQSClient;
+  standinUrl: string;
+  apiKey: string;
+}
+
+function benchSteps(rig: BenchRig): Step[] {
+  const scanArgs = (ks: string) => [
+    ...['--keyspace', ks, '--fetch-size', String(fetchSize), '--scan-concurrency', String(scanConcurrency)],
+    ...['--min-tasks', String(plan.minTasks), '--rows-per-task', String(plan.rowsPerTask)],
+  ];
+  const workerArgs = [
+    '--endpoint',
+    rig.standinUrl,
+    '--ids',
+    String(workerIds),
+    '--concurrency',
+    String(concurrency),
+  ];
+  const env = { [API_KEY_ENV]: rig.apiKey };
+  const fanoutSqs = async (ks: string, expectedIds: number): Promise<Measurement> => {
+    const [m, queued] = await withBenchQueue(rig.sqs, (url) =>
+      measure('fanout-sqs', [...scanArgs(ks), '--queue-url', url]),
+    );
+    if (m.ids !== expectedIds || queued !== m.blocks)
+      throw new Error(`fan-out enumerated ${m.ids} ids into ${m.blocks} blocks, queue holds ${queued}`);
+    return m;
+  };
+  const all: Step[] = [
+    { name: 'raw-scan', run: () => measure('raw-scan', scanArgs(keyspace)) },
+    { name: 'scan-noop', run: () => measure('scan-noop', scanArgs(keyspace)) },
+    { name: 'fanout-sqs', run: () => fanoutSqs(keyspace, users) },
+    { name: 'fanout-sqs-small', run: () => fanoutSqs(keyspaceFor(smallUsers), smallUsers) },
+    { name: 'worker-raw', run: () => measure('worker-raw', workerArgs, env) },
+    { name: 'worker-ours', run: () => measure('worker-ours', workerArgs, env) },
+    { name: 'worker-ledger', run: () => measure('worker-ledger', workerArgs, env) },
+  ];
+  return all.filter((s) => steps.has(s.name) && !(s.name === 'fanout-sqs-small' && smallUsers === users));
+}
+
+/** Every step once per round, the order alternating so drift (compaction, other load) favours no side. */
+async function interleave(list: Step[]): Promise<Map<StepName, Measurement[]>> {
+  const results = new Map<StepName, Measurement[]>(list.map((s) => [s.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const step of r % 2 ? [...list].reverse() : list) {
+      const m = await step.run();
+      results.get(step.name)!.push(m);
+      console.error(
+        `  round ${r + 1}/${rounds} ${step.name.padEnd(16)} ${fmt(rate(m)).padStart(10)} ids/s  RSS ${fmt(m.peakRssMb)} MB, heap ${fmt(m.peakHeapMb)} MB`,
+      );
+    }
+  }
+  return results;
+}
+
 async function parent(): Promise<void> {
   const client = cassandraClient(4);
   const sqs = createSqsClient({ region: 'us-east-1', endpoint: SQS_ENDPOINT });
   const apiKey = randomBytes(12).toString('hex');
-  const smallKs = keyspaceFor(smallUsers);
   let standin: ChildProcess | undefined;
   try {
     console.error(`bench sync: ${users.toLocaleString('en')} users, ${rounds} rounds`);
-    console.error(`  ${await ensureSeeded(client, keyspace, users)}`);
-    if (smallUsers !== users) console.error(`  ${await ensureSeeded(client, smallKs, smallUsers)}`);
+    if (SCAN_STEPS.some((s) => steps.has(s))) {
+      console.error(`  ${await ensureSeeded(client, keyspace, users)}`);
+      if (smallUsers !== users && steps.has('fanout-sqs-small'))
+        console.error(`  ${await ensureSeeded(client, keyspaceFor(smallUsers), smallUsers)}`);
+    }
     await migrate(client, { keyspaces: { ops: opsKeyspace }, only: ['ops'] });
     const s = await startSyncStandin(apiKey);
     standin = s.proc;
-    const env = { [API_KEY_ENV]: apiKey };
-    const scanArgs = (ks: string) => [
-      '--keyspace',
-      ks,
-      '--fetch-size',
-      String(fetchSize),
-      '--scan-concurrency',
-      String(scanConcurrency),
-      '--min-tasks',
-      String(plan.minTasks),
-      '--rows-per-task',
-      String(plan.rowsPerTask),
-    ];
-    const workerArgs = [
-      '--endpoint',
-      s.url,
-      '--ids',
-      String(workerIds),
-      '--concurrency',
-      String(concurrency),
-    ];
-    const fanoutSqs = async (ks: string, expectedIds: number): Promise<Measurement> => {
-      const [m, queued] = await withBenchQueue(sqs, (url) =>
-        measure('fanout-sqs', [...scanArgs(ks), '--queue-url', url]),
-      );
-      if (m.ids !== expectedIds || queued !== m.blocks)
-        throw new Error(`fan-out enumerated ${m.ids} ids into ${m.blocks} blocks, queue holds ${queued}`);
-      return m;
-    };
-
-    const steps: Array<[string, () => Promise<Measurement>]> = [
-      ['raw-scan', () => measure('raw-scan', scanArgs(keyspace))],
-      ['scan-noop', () => measure('scan-noop', scanArgs(keyspace))],
-      ['fanout-sqs', () => fanoutSqs(keyspace, users)],
-      ['fanout-sqs-small', () => fanoutSqs(smallKs, smallUsers)],
-      ['worker-raw', () => measure('worker-raw', workerArgs, env)],
-      ['worker-ours', () => measure('worker-ours', workerArgs, env)],
-      ['worker-ledger', () => measure('worker-ledger', workerArgs, env)],
-    ];
-    if (smallUsers === users) steps.splice(3, 1);
-    const results = new Map<string, Measurement[]>(steps.map(([name]) => [name, []]));
-    for (let r = 0; r < rounds; r++) {
-      // Alternate the order so drift (compaction, other load) does not favour one side.
-      const order = r % 2 ? [...steps].reverse() : steps;
-      for (const [name, run] of order) {
-        const m = await run();
-        results.get(name)!.push(m);
-        console.error(
-          `  round ${r + 1}/${rounds} ${name.padEnd(16)} ${fmt(rate(m)).padStart(10)} ids/s  RSS ${fmt(m.peakRssMb)} MB, heap ${fmt(m.peakHeapMb)} MB`,
-        );
-      }
-    }
-
-    const med = (name: string) => median(results.get(name)!.map(rate));
-    const rss = (name: string) => median(results.get(name)!.map((m) => m.peakRssMb));
-    const heap = (name: string) => median(results.get(name)!.map((m) => m.peakHeapMb));
-    const small = smallUsers === users ? 'fanout-sqs' : 'fanout-sqs-small';
-    const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-    const check = (ok: boolean) => (ok ? 'met' : 'MISSED');
-    const rawScanRate = med('raw-scan');
-    const rows = [
-      ['measure', 'size', 'ours (median)', 'baseline (median)', 'ratio', 'target'],
-      [
-        'fan-out: token-range scan → ElasticMQ vs single-stream `SELECT id`',
-        `${fmt(users)} ids`,
-        `${fmt(med('fanout-sqs'))} ids/s`,
-        `${fmt(rawScanRate)} ids/s`,
-        ratio(med('fanout-sqs'), rawScanRate),
-        `≥ 0.8× (${check(med('fanout-sqs') >= 0.8 * rawScanRate)})`,
-      ],
-      [
-        'token-range scan → no-op queue vs single-stream `SELECT id`',
-        `${fmt(users)} ids`,
-        `${fmt(med('scan-noop'))} ids/s`,
-        `${fmt(rawScanRate)} ids/s`,
-        ratio(med('scan-noop'), rawScanRate),
-        `≥ 1.0× (${check(med('scan-noop') >= rawScanRate)})`,
-      ],
-      [
-        `worker (\`processBlock\`) → stand-in vs bare undici POST loop, sleep 0, ${concurrency} in flight`,
-        `${fmt(workerIds)} ids`,
-        `${fmt(med('worker-ours'))} ids/s`,
-        `${fmt(med('worker-raw'))} ids/s`,
-        ratio(med('worker-ours'), med('worker-raw')),
-        `≥ 0.7× (${check(med('worker-ours') >= 0.7 * med('worker-raw'))})`,
-      ],
-      [
-        'worker with the run ledger (one Cassandra upsert per block) vs the same loop',
-        `${fmt(workerIds)} ids`,
-        `${fmt(med('worker-ledger'))} ids/s`,
-        `${fmt(med('worker-raw'))} ids/s`,
-        ratio(med('worker-ledger'), med('worker-raw')),
-        '(information)',
-      ],
-      [
-        'peak RSS of the ElasticMQ fan-out (VmHWM)',
-        `${fmt(smallUsers)} → ${fmt(users)} rows`,
-        `${fmt(rss(small))} MB → ${fmt(rss('fanout-sqs'))} MB`,
-        '',
-        ratio(rss('fanout-sqs'), rss(small)),
-        `< 250 MB, heap flat (${check(rss('fanout-sqs') < 250 && heap('fanout-sqs') < heap(small) * 1.5)})`,
-      ],
-      [
-        'peak V8 heap in use during that fan-out (sampled every 25 ms)',
-        `${fmt(smallUsers)} → ${fmt(users)} rows`,
-        `${fmt(heap(small))} MB → ${fmt(heap('fanout-sqs'))} MB`,
-        '',
-        ratio(heap('fanout-sqs'), heap(small)),
-        '(information)',
-      ],
-    ];
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-    const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-    console.log('');
-    console.log(line(rows[0]!));
-    console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-    for (const row of rows.slice(1)) console.log(line(row));
-    console.log('');
-    console.log(
-      `medians of ${rounds} interleaved rounds; block size ${BLOCK_SIZE}, fetch size ${fetchSize} ` +
-        `(baseline ${BASELINE_FETCH_SIZE}), ` +
-        `${scanConcurrency} ranges scanned at once; node ${process.version}; ` +
-        `\`npm run bench -- sync ${process.argv.slice(2).join(' ')}\``.replace(/ `$/, '`'),
-    );
-    printSummary(med, rawScanRate);
+    const results = await interleave(benchSteps({ client, sqs, standinUrl: s.url, apiKey }));
+    const med = (name: StepName) => median(results.get(name)?.map(rate) ?? []);
+    printTable(results, med);
+    printSummary(med);
   } finally {
     standin?.kill('SIGTERM');
     await client.shutdown();
@@ -551,33 +539,118 @@ async function parent(): Promise<void> {
   }
 }
 
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+const check = (ok: boolean) => (ok ? 'met' : 'MISSED');
+
+function printTable(results: Map<StepName, Measurement[]>, med: (name: StepName) => number): void {
+  const has = (...names: StepName[]) => names.every((n) => results.has(n));
+  const rss = (name: StepName) => median(results.get(name)!.map((m) => m.peakRssMb));
+  const heap = (name: StepName) => median(results.get(name)!.map((m) => m.peakHeapMb));
+  const small: StepName = smallUsers === users ? 'fanout-sqs' : 'fanout-sqs-small';
+  const versus = (label: string, size: string, ours: StepName, base: StepName, target: number | null) =>
+    has(ours, base)
+      ? [
+          label,
+          size,
+          `${fmt(med(ours))} ids/s`,
+          `${fmt(med(base))} ids/s`,
+          ratio(med(ours), med(base)),
+          target === null
+            ? '(information)'
+            : `≥ ${target.toFixed(1)}× (${check(med(ours) >= target * med(base))})`,
+        ]
+      : null;
+  const rows = [
+    ['measure', 'size', 'ours (median)', 'baseline (median)', 'ratio', 'target'],
+    versus(
+      'fan-out: token-range scan → ElasticMQ vs single-stream `SELECT id`',
+      `${fmt(users)} ids`,
+      'fanout-sqs',
+      'raw-scan',
+      0.8,
+    ),
+    versus(
+      'token-range scan → no-op queue vs single-stream `SELECT id`',
+      `${fmt(users)} ids`,
+      'scan-noop',
+      'raw-scan',
+      1.0,
+    ),
+    versus(
+      `worker (\`processBlock\`) → stand-in vs bare undici POST loop, sleep 0, ${concurrency} in flight`,
+      `${fmt(workerIds)} ids`,
+      'worker-ours',
+      'worker-raw',
+      0.7,
+    ),
+    versus(
+      'worker with the Cassandra run ledger (grouped outcome writes) vs the same loop',
+      `${fmt(workerIds)} ids`,
+      'worker-ledger',
+      'worker-raw',
+      0.8,
+    ),
+    has('fanout-sqs', small)
+      ? [
+          'peak RSS of the ElasticMQ fan-out (VmHWM)',
+          `${fmt(smallUsers)} → ${fmt(users)} rows`,
+          `${fmt(rss(small))} MB → ${fmt(rss('fanout-sqs'))} MB`,
+          '',
+          ratio(rss('fanout-sqs'), rss(small)),
+          `< 250 MB, heap flat (${check(rss('fanout-sqs') < 250 && heap('fanout-sqs') < heap(small) * 1.5)})`,
+        ]
+      : null,
+    has('fanout-sqs', small)
+      ? [
+          'peak V8 heap in use during that fan-out (sampled every 25 ms)',
+          `${fmt(smallUsers)} → ${fmt(users)} rows`,
+          `${fmt(heap(small))} MB → ${fmt(heap('fanout-sqs'))} MB`,
+          '',
+          ratio(heap('fanout-sqs'), heap(small)),
+          '(information)',
+        ]
+      : null,
+  ].filter((row): row is string[] => row !== null);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log('');
+  console.log(line(rows[0]!));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of rows.slice(1)) console.log(line(row));
+  console.log('');
+  console.log(
+    `medians of ${rounds} interleaved rounds; block size ${BLOCK_SIZE}, fetch size ${fetchSize} ` +
+      `(baseline ${BASELINE_FETCH_SIZE}), ` +
+      `${scanConcurrency} ranges scanned at once; node ${process.version}; ` +
+      `\`npm run bench -- sync ${process.argv.slice(2).join(' ')}\``.replace(/ `$/, '`'),
+  );
+}
+
 /** The summary line `bench -- all` reads: each ratio against the issue's target. */
-function printSummary(med: (name: string) => number, rawScanRate: number): void {
-  const summary = (measure: string, ours: number, base: number, at: number | null): ResultRow => ({
-    measure,
-    value: `${fmt(ours)} vs ${fmt(base)} ids/s`,
-    ratio: ours / base,
-    target: at === null ? '—' : `≥ ${at.toFixed(1)}×`,
-    met: at === null ? null : ours / base >= at,
-  });
+function printSummary(med: (name: StepName) => number): void {
+  const summary = (measure: string, ours: StepName, base: StepName, at: number): ResultRow | null =>
+    steps.has(ours) && steps.has(base)
+      ? {
+          measure,
+          value: `${fmt(med(ours))} vs ${fmt(med(base))} ids/s`,
+          ratio: med(ours) / med(base),
+          target: `≥ ${at.toFixed(1)}×`,
+          met: med(ours) / med(base) >= at,
+        }
+      : null;
   printResult({
     bench: 'sync',
     rows: [
       summary(
         'fan-out (token-range scan → ElasticMQ) vs one raw `SELECT id` stream',
-        med('fanout-sqs'),
-        rawScanRate,
+        'fanout-sqs',
+        'raw-scan',
         0.8,
       ),
-      summary('token-range scan → no-op queue vs the raw stream', med('scan-noop'), rawScanRate, 1.0),
-      summary('worker (`processBlock`) vs a bare undici loop', med('worker-ours'), med('worker-raw'), 0.7),
-      summary(
-        'worker with the run ledger vs a bare undici loop',
-        med('worker-ledger'),
-        med('worker-raw'),
-        0.8,
-      ),
-    ],
+      summary('token-range scan → no-op queue vs the raw stream', 'scan-noop', 'raw-scan', 1.0),
+      summary('worker (`processBlock`) vs a bare undici loop', 'worker-ours', 'worker-raw', 0.7),
+      summary('worker with the run ledger vs a bare undici loop', 'worker-ledger', 'worker-raw', 0.8),
+    ].filter((r): r is ResultRow => r !== null),
   });
 }
 
