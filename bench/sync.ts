@@ -330,7 +330,8 @@ async function child(role: string): Promise<void> {
       const blocks = benchBlocks(Number(values.ids));
       if (role === 'worker-raw') m = await workerRaw(values.endpoint!, blocks);
       else if (role === 'worker-ours') m = await workerOurs(values.endpoint!, blocks, undefined);
-      else if (role === 'worker-ledger') m = await workerOurs(values.endpoint!, blocks, await warmLedger(client));
+      else if (role === 'worker-ledger')
+        m = await workerOurs(values.endpoint!, blocks, await warmLedger(client));
       else throw new Error(`unknown role ${role}`);
     }
   } finally {
