@@ -409,7 +409,7 @@ export class SearchEngineClient implements SearchIndex {
     );
     const message = `the search engine at ${this.url} answered HTTP ${a.status} while ${what}: ${reason}`;
     if (a.status === 401 || a.status === 403) throw new CredentialsRefusedError('search engine', message);
-    if (a.status >= 500 || a.status === 429)
+    if (isRetryableStatus(a.status))
       throw new ServiceUnavailableError('search engine', message, { address: this.url });
     throw new BadInputError(message);
   }
