@@ -22,6 +22,7 @@ import {
 } from '#cli/common.ts';
 import { SEARCH_SETTINGS } from '#cli/diff.ts';
 import { effectiveConcurrency, effectivePacing, type FlatConfig, type SettingKey } from '#shared/config.ts';
+import { exitCodeOf } from '#shared/core/errors.ts';
 import { indexFor } from '#shared/drift/check.ts';
 import { DRIFT_FILTER, driftFilterName, filteredPlan } from '#shared/drift/filter.ts';
 import { DriftRuntime } from '#shared/drift/runtime.ts';
@@ -272,12 +273,29 @@ async function runHere(
   const bar = progress(dryRun, total, out);
   const signals = interruptible((m) => out.note(m));
   let result: LocalRunResult;
+  let runId: string | undefined;
+  const h = hooks(rt, bar, outputs, out, total, concurrency, target.filter);
   try {
     result = await start(
       localDeps(rt, drift),
-      hooks(rt, bar, outputs, out, total, concurrency, target.filter),
+      {
+        ...h,
+        onStarted: (run) => {
+          runId = run.runId;
+          h.onStarted?.(run);
+        },
+      },
       signals,
     );
+  } catch (err) {
+    // A service gone for longer than its retry window: the ledger holds where the run was.
+    if (runId && exitCodeOf(err) === EXIT.unavailable) {
+      bar.stop();
+      out.note(
+        `run ${runId} stopped; once the service is back, continue with: sunbird-dataops resume ${runId}`,
+      );
+    }
+    throw err;
   } finally {
     bar.stop();
     await outputs.close();

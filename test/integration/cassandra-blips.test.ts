@@ -263,14 +263,16 @@ describe('sunbird-dataops sync across a Cassandra outage', () => {
     }
   });
 
-  test('a cut that outlasts the retry window stops the run: exit 3, one line naming Cassandra and its address', async () => {
+  test('a cut that outlasts the retry window stops the run: exit 3, one line naming Cassandra and its address; resume completes it', async () => {
     standin.reset();
     const proxy = await startTcpProxy({ port: 9042 });
     const dir = await mkdtemp(join(out, 'cutlong-'));
+    const state = { SUNBIRD_DATAOPS_STATE_DIR: join(dir, 'state') };
     try {
       // The cut lasts until the CLI has given up (a 90 s outage, as far as the run can tell).
       const cut = cutWhenCalled(proxy, 50, null);
       const r = await cli(fastRun(dir), {
+        ...state,
         CASSANDRA_PORT: String(proxy.port),
         CASSANDRA_RETRY_WINDOW_MS: '3000',
       });
@@ -283,6 +285,22 @@ describe('sunbird-dataops sync across a Cassandra outage', () => {
       );
       assert.match(r.stderr, /retrying for up to 3 s/);
       assert.ok(standin.requests().length < USERS, 'the run stopped before the end');
+
+      // Cassandra is back: the printed resume command finishes the run without re-sending confirmed ids.
+      proxy.restore();
+      const runId = /sunbird-dataops resume (sync-user-\S+)/.exec(`${r.stdout}\n${r.stderr}`)?.[1];
+      assert.ok(runId, `the resume command is printed:\n${r.stdout}\n${r.stderr}`);
+      const resumed = await cli(['resume', runId, '--sync-api-endpoint', `${standin.url}/v1/data/sync`], {
+        ...state,
+        CASSANDRA_PORT: String(proxy.port),
+      });
+      assert.equal(resumed.code, 0, `${resumed.stdout}\n${resumed.stderr}`);
+      const sent = acceptedIds(standin);
+      assert.deepEqual(sorted(new Set(sent)), sorted(tableIds), 'every id of the table was synced');
+      assert.ok(
+        sent.length - USERS <= 4,
+        `at most the blocks in flight were sent twice (${sent.length - USERS})`,
+      );
     } finally {
       proxy.restore();
       await proxy.close();
