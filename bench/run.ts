@@ -36,7 +36,7 @@ export const ALL_ARGS: Readonly<Record<string, readonly string[]>> = {
   keycloak: ['--users', '1000', '--rounds', '1'],
   merge: ['--pairs', '8', '--rounds', '3'],
   pacing: ['--seconds', '45', '--follow', '25', '--fixed-seconds', '15'],
-  sync: ['--users', '200000', '--rounds', '1', '--worker-ids', '50000'],
+  sync: ['--users', '200000', '--rounds', '1', '--worker-ids', '500000'],
 };
 
 /** Runs one benchmark as a child, its output passed through and kept; resolves with its exit code. */

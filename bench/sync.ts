@@ -92,7 +92,7 @@ function whole(name: string, v: string | undefined): number {
 const users = whole('users', values.users);
 const smallUsers = whole('small-users', values['small-users'] ?? String(Math.max(1, Math.round(users / 10))));
 const rounds = whole('rounds', values.rounds);
-const workerIds = Math.min(users, whole('worker-ids', values['worker-ids']));
+const workerIds = whole('worker-ids', values['worker-ids']);
 const concurrency = whole('concurrency', values.concurrency);
 const scanConcurrency = whole('scan-concurrency', values['scan-concurrency']);
 const fetchSize = whole('fetch-size', values['fetch-size']);
